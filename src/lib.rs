@@ -1,0 +1,25 @@
+//! # conniver
+//!
+//! The kernel's view of every TCP connection — RTT, retransmits, congestion window,
+//! windows, pacing and delivery rates, time limited by a slow reader — for tokio, hyper
+//! and axum servers.
+//!
+//! Without any server, [`snapshot`] reads one socket:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+//! match conniver::snapshot(&stream) {
+//!     Ok(info) => println!("{}", serde_json::to_string(&info)?),
+//!     Err(conniver::Error::Unsupported { os }) => println!("no TCP info on {os}"),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod tcpinfo;
+
+pub use error::{Error, Result};
+pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};

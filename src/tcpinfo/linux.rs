@@ -1,0 +1,696 @@
+//! Linux `struct tcp_info` (and its companion options), decoded from raw bytes.
+//!
+//! Pure functions, compiled on every target so that kernel layouts of every vintage are
+//! tested everywhere. A field is `Some` iff its last byte lies inside the length the
+//! kernel returned; only the bitfields of byte 7 and the last four bytes (redeclared in
+//! 7.0) also depend on the kernel release.
+
+use serde::Serialize;
+
+use super::bytes::{u8_at, u16_at, u32_at, u64_at};
+use crate::error::{Error, Result};
+
+/// Bytes of `struct tcp_info` in the oldest layout conniver accepts (Linux 2.6.0: every
+/// field through `tcpi_reordering`).
+pub const LINUX_MIN_LEN: usize = 92;
+/// Bytes of `struct tcp_info` in Linux 6.18 (the newest layout this crate knows).
+pub const LINUX_MAX_LEN: usize = 280;
+
+/// `tcpi_snd_ssthresh` value meaning "no threshold yet" (`TCP_INFINITE_SSTHRESH`).
+pub const LINUX_INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
+
+/// A Linux kernel release, as far as the decoder cares (`major.minor.patch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelRelease {
+    /// Major version (the `6` of `6.18.2`).
+    pub major: u16,
+    /// Minor version (the `18` of `6.18.2`).
+    pub minor: u16,
+    /// Patch level (the `2` of `6.18.2`), `0` when absent.
+    pub patch: u16,
+}
+
+impl KernelRelease {
+    /// A release from its numbers.
+    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+        KernelRelease {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Parses a `uname -r` string such as `6.18.0-1-amd64` or `5.15.167.4-microsoft-standard`.
+    ///
+    /// Returns `None` when the string does not start with `MAJOR.MINOR`.
+    pub fn parse(release: &str) -> Option<Self> {
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        // The patch level is optional: "6.18-rc1" has none.
+        let rest = release.split('.').nth(2).unwrap_or("");
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let patch = rest.get(..digits).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(KernelRelease::new(major, minor, patch))
+    }
+}
+
+/// The raw Linux `struct tcp_info`, field by field, in kernel units.
+///
+/// Names are the kernel's without the `tcpi_` prefix (camelCase in JSON). Fields of the
+/// 2.6.0 layout are plain values; every later field is `Option` and is `Some` only when
+/// the running kernel returned it. Times are in the kernel's units (µs unless the field
+/// says ms) — [`Info`](crate::Info) converts them to `Duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct LinuxTcpInfo {
+    /// Bytes the kernel returned.
+    pub len: usize,
+    /// `tcpi_state`: TCP state, Linux numbering (1 ESTABLISHED … 10 LISTEN).
+    pub state: u8,
+    /// `tcpi_ca_state`: 0 Open, 1 Disorder, 2 CWR, 3 Recovery, 4 Loss.
+    pub ca_state: u8,
+    /// `tcpi_retransmits`: consecutive RTO retransmits of the head segment.
+    pub retransmits: u8,
+    /// `tcpi_probes`: zero-window or keepalive probes outstanding.
+    pub probes: u8,
+    /// `tcpi_backoff`: exponential RTO backoff.
+    pub backoff: u8,
+    /// `tcpi_options`: bit flags (`TCPI_OPT_*`).
+    pub options: u8,
+    /// `tcpi_snd_wscale`: window scale the peer applies to windows we receive… as the
+    /// kernel names it: our send-side shift.
+    pub snd_wscale: u8,
+    /// `tcpi_rcv_wscale`: receive-side window scale shift.
+    pub rcv_wscale: u8,
+    /// `tcpi_delivery_rate_app_limited` (4.9+): the last delivery-rate sample was
+    /// limited by the application.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_rate_app_limited: Option<bool>,
+    /// `tcpi_fastopen_client_fail` (5.5+): why a TFO client attempt failed (0–3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fastopen_client_fail: Option<u8>,
+    /// `tcpi_rto`, µs.
+    pub rto: u32,
+    /// `tcpi_ato`, µs.
+    pub ato: u32,
+    /// `tcpi_snd_mss`, bytes.
+    pub snd_mss: u32,
+    /// `tcpi_rcv_mss`, bytes.
+    pub rcv_mss: u32,
+    /// `tcpi_unacked`, segments (accept-queue length on a listener).
+    pub unacked: u32,
+    /// `tcpi_sacked`, segments (backlog limit on a listener).
+    pub sacked: u32,
+    /// `tcpi_lost`, segments.
+    pub lost: u32,
+    /// `tcpi_retrans`, segments currently retransmitted.
+    pub retrans: u32,
+    /// `tcpi_fackets` (always 0 since 4.15).
+    pub fackets: u32,
+    /// `tcpi_last_data_sent`, **ms** ago.
+    pub last_data_sent: u32,
+    /// `tcpi_last_ack_sent` (not maintained by the kernel: always 0).
+    pub last_ack_sent: u32,
+    /// `tcpi_last_data_recv`, ms ago.
+    pub last_data_recv: u32,
+    /// `tcpi_last_ack_recv`, ms ago.
+    pub last_ack_recv: u32,
+    /// `tcpi_pmtu`, bytes.
+    pub pmtu: u32,
+    /// `tcpi_rcv_ssthresh`, bytes.
+    pub rcv_ssthresh: u32,
+    /// `tcpi_rtt`, µs (smoothed).
+    pub rtt: u32,
+    /// `tcpi_rttvar`, µs.
+    pub rttvar: u32,
+    /// `tcpi_snd_ssthresh`, segments (`0x7fffffff` = not set).
+    pub snd_ssthresh: u32,
+    /// `tcpi_snd_cwnd`, segments.
+    pub snd_cwnd: u32,
+    /// `tcpi_advmss`, bytes.
+    pub advmss: u32,
+    /// `tcpi_reordering`, segments.
+    pub reordering: u32,
+    /// `tcpi_rcv_rtt` (2.6.2+), µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcv_rtt: Option<u32>,
+    /// `tcpi_rcv_space` (2.6.2+), bytes (receive-buffer autotuning, not a window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcv_space: Option<u32>,
+    /// `tcpi_total_retrans` (2.6.2+), segments over the connection's life.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_retrans: Option<u32>,
+    /// `tcpi_pacing_rate` (3.15+), bytes/s (`u64::MAX` = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing_rate: Option<u64>,
+    /// `tcpi_max_pacing_rate` (3.15+), bytes/s (`u64::MAX` = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pacing_rate: Option<u64>,
+    /// `tcpi_bytes_acked` (4.1+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_acked: Option<u64>,
+    /// `tcpi_bytes_received` (4.1+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
+    /// `tcpi_segs_out` (4.2+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segs_out: Option<u32>,
+    /// `tcpi_segs_in` (4.2+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segs_in: Option<u32>,
+    /// `tcpi_notsent_bytes` (4.6+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notsent_bytes: Option<u32>,
+    /// `tcpi_min_rtt` (4.6+), µs (`0xffffffff` = no sample yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rtt: Option<u32>,
+    /// `tcpi_data_segs_in` (4.6+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_segs_in: Option<u32>,
+    /// `tcpi_data_segs_out` (4.6+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_segs_out: Option<u32>,
+    /// `tcpi_delivery_rate` (4.9+), bytes/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_rate: Option<u64>,
+    /// `tcpi_busy_time` (4.10+), µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_time: Option<u64>,
+    /// `tcpi_rwnd_limited` (4.10+), µs limited by the peer's receive window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rwnd_limited: Option<u64>,
+    /// `tcpi_sndbuf_limited` (4.10+), µs limited by the send buffer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sndbuf_limited: Option<u64>,
+    /// `tcpi_delivered` (4.18+), segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<u32>,
+    /// `tcpi_delivered_ce` (4.18+), segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_ce: Option<u32>,
+    /// `tcpi_bytes_sent` (4.19+), bytes including retransmits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    /// `tcpi_bytes_retrans` (4.19+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_retrans: Option<u64>,
+    /// `tcpi_dsack_dups` (4.19+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dsack_dups: Option<u32>,
+    /// `tcpi_reord_seen` (4.19+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reord_seen: Option<u32>,
+    /// `tcpi_rcv_ooopack` (5.4+), out-of-order packets received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcv_ooopack: Option<u32>,
+    /// `tcpi_snd_wnd` (5.4+), bytes: the peer's advertised window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snd_wnd: Option<u32>,
+    /// `tcpi_rcv_wnd` (6.2+), bytes: the window we advertise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcv_wnd: Option<u32>,
+    /// `tcpi_rehash` (6.2+): PLB or RTO rehashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehash: Option<u32>,
+    /// `tcpi_total_rto` (6.7+): RTO timeouts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rto: Option<u16>,
+    /// `tcpi_total_rto_recoveries` (6.7+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rto_recoveries: Option<u16>,
+    /// `tcpi_total_rto_time` (6.7+), ms spent in RTO recovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rto_time: Option<u32>,
+    /// `tcpi_received_ce` (6.18+), packets (AccECN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_ce: Option<u32>,
+    /// `tcpi_delivered_e1_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_e1_bytes: Option<u32>,
+    /// `tcpi_delivered_e0_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_e0_bytes: Option<u32>,
+    /// `tcpi_delivered_ce_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_ce_bytes: Option<u32>,
+    /// `tcpi_received_e1_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_e1_bytes: Option<u32>,
+    /// `tcpi_received_e0_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_e0_bytes: Option<u32>,
+    /// `tcpi_received_ce_bytes` (6.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_ce_bytes: Option<u32>,
+    /// `tcpi_accecn_fail_mode` (6.18: a u16; 7.0+: a 4-bit field). Bits: 0 ACE fail send,
+    /// 1 ACE fail recv, 2 option fail send, 3 option fail recv.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accecn_fail_mode: Option<u16>,
+    /// `tcpi_accecn_opt_seen` (6.18: a u16; 7.0+: a 2-bit field): 0 not seen, 1 empty
+    /// seen, 2 counter seen, 3 fail seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accecn_opt_seen: Option<u16>,
+    /// `tcpi_ecn_mode` (7.0+): 0 disabled, 1 RFC 3168, 2 AccECN, 3 pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecn_mode: Option<u8>,
+    /// `tcpi_options2` (7.0+): 24 bits of further option flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options2: Option<u32>,
+}
+
+/// `TCPI_OPT_*` flags of `tcpi_options`.
+pub mod opt {
+    /// TCP timestamps negotiated.
+    pub const TIMESTAMPS: u8 = 1;
+    /// SACK negotiated.
+    pub const SACK: u8 = 2;
+    /// Window scaling negotiated.
+    pub const WSCALE: u8 = 4;
+    /// ECN negotiated.
+    pub const ECN: u8 = 8;
+    /// At least one ECT packet was received.
+    pub const ECN_SEEN: u8 = 16;
+    /// SYN-ACK acked data in SYN sent or received (TFO).
+    pub const SYN_DATA: u8 = 32;
+    /// Microsecond timestamps in use (6.7+).
+    pub const USEC_TS: u8 = 64;
+    /// Child socket of a TFO listener (6.16+).
+    pub const TFO_CHILD: u8 = 128;
+}
+
+// Bit positions inside byte 6, byte 7 and the 7.0 u32 at 276: C bitfields are allocated
+// from the least significant bit on little-endian targets and from the most significant
+// bit on big-endian ones.
+#[cfg(target_endian = "little")]
+mod bits {
+    pub(super) fn wscale(b: u8) -> (u8, u8) {
+        (b & 0x0f, b >> 4)
+    }
+    pub(super) fn app_limited(b: u8) -> bool {
+        b & 1 != 0
+    }
+    pub(super) fn fastopen_client_fail(b: u8) -> u8 {
+        (b >> 1) & 3
+    }
+    /// (ecn_mode, accecn_opt_seen, accecn_fail_mode, options2)
+    pub(super) fn ecn_word(w: u32) -> (u8, u16, u16, u32) {
+        (
+            (w & 3) as u8,
+            ((w >> 2) & 3) as u16,
+            ((w >> 4) & 0xf) as u16,
+            w >> 8,
+        )
+    }
+}
+
+#[cfg(target_endian = "big")]
+mod bits {
+    pub(super) fn wscale(b: u8) -> (u8, u8) {
+        (b >> 4, b & 0x0f)
+    }
+    pub(super) fn app_limited(b: u8) -> bool {
+        b & 0x80 != 0
+    }
+    pub(super) fn fastopen_client_fail(b: u8) -> u8 {
+        (b >> 5) & 3
+    }
+    pub(super) fn ecn_word(w: u32) -> (u8, u16, u16, u32) {
+        (
+            (w >> 30) as u8,
+            ((w >> 28) & 3) as u16,
+            ((w >> 24) & 0xf) as u16,
+            w & 0x00ff_ffff,
+        )
+    }
+}
+
+impl LinuxTcpInfo {
+    /// Decodes `buf`, the bytes `getsockopt(TCP_INFO)` returned (exactly the returned
+    /// length, not the whole buffer), from a kernel of `release` (`None` when unknown:
+    /// the release-gated bitfields are then left `None`).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] when `buf` is shorter than [`LINUX_MIN_LEN`].
+    ///
+    /// ```
+    /// use conniver::tcpinfo::linux::{KernelRelease, LinuxTcpInfo};
+    /// let mut buf = [0u8; 160]; // what a 4.6 kernel returns
+    /// buf[0] = 1; // ESTABLISHED
+    /// buf[68..72].copy_from_slice(&1500u32.to_ne_bytes()); // rtt 1.5 ms
+    /// let info = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(4, 6, 0))).unwrap();
+    /// assert_eq!(info.rtt, 1500);
+    /// assert!(info.min_rtt.is_some());       // 4.6 field, inside 160 bytes
+    /// assert!(info.delivery_rate.is_none()); // 4.9 field, not returned
+    /// ```
+    pub fn decode(buf: &[u8], release: Option<KernelRelease>) -> Result<Self> {
+        if buf.len() < LINUX_MIN_LEN {
+            return Err(Error::Truncated {
+                len: buf.len(),
+                min: LINUX_MIN_LEN,
+            });
+        }
+        // Inside the minimum length every read succeeds; `unwrap_or_default` is never taken.
+        let b = |off| u8_at(buf, off).unwrap_or_default();
+        let w = |off| u32_at(buf, off).unwrap_or_default();
+        let at_least =
+            |major, minor| release.is_some_and(|r| r >= KernelRelease::new(major, minor, 0));
+        let (snd_wscale, rcv_wscale) = bits::wscale(b(6));
+        let byte7 = b(7);
+
+        let mut info = LinuxTcpInfo {
+            len: buf.len(),
+            state: b(0),
+            ca_state: b(1),
+            retransmits: b(2),
+            probes: b(3),
+            backoff: b(4),
+            options: b(5),
+            snd_wscale,
+            rcv_wscale,
+            delivery_rate_app_limited: at_least(4, 9).then(|| bits::app_limited(byte7)),
+            fastopen_client_fail: at_least(5, 5).then(|| bits::fastopen_client_fail(byte7)),
+            rto: w(8),
+            ato: w(12),
+            snd_mss: w(16),
+            rcv_mss: w(20),
+            unacked: w(24),
+            sacked: w(28),
+            lost: w(32),
+            retrans: w(36),
+            fackets: w(40),
+            last_data_sent: w(44),
+            last_ack_sent: w(48),
+            last_data_recv: w(52),
+            last_ack_recv: w(56),
+            pmtu: w(60),
+            rcv_ssthresh: w(64),
+            rtt: w(68),
+            rttvar: w(72),
+            snd_ssthresh: w(76),
+            snd_cwnd: w(80),
+            advmss: w(84),
+            reordering: w(88),
+            rcv_rtt: u32_at(buf, 92),
+            rcv_space: u32_at(buf, 96),
+            total_retrans: u32_at(buf, 100),
+            pacing_rate: u64_at(buf, 104),
+            max_pacing_rate: u64_at(buf, 112),
+            bytes_acked: u64_at(buf, 120),
+            bytes_received: u64_at(buf, 128),
+            segs_out: u32_at(buf, 136),
+            segs_in: u32_at(buf, 140),
+            notsent_bytes: u32_at(buf, 144),
+            min_rtt: u32_at(buf, 148),
+            data_segs_in: u32_at(buf, 152),
+            data_segs_out: u32_at(buf, 156),
+            delivery_rate: u64_at(buf, 160),
+            busy_time: u64_at(buf, 168),
+            rwnd_limited: u64_at(buf, 176),
+            sndbuf_limited: u64_at(buf, 184),
+            delivered: u32_at(buf, 192),
+            delivered_ce: u32_at(buf, 196),
+            bytes_sent: u64_at(buf, 200),
+            bytes_retrans: u64_at(buf, 208),
+            dsack_dups: u32_at(buf, 216),
+            reord_seen: u32_at(buf, 220),
+            rcv_ooopack: u32_at(buf, 224),
+            snd_wnd: u32_at(buf, 228),
+            rcv_wnd: u32_at(buf, 232),
+            rehash: u32_at(buf, 236),
+            total_rto: u16_at(buf, 240),
+            total_rto_recoveries: u16_at(buf, 242),
+            total_rto_time: u32_at(buf, 244),
+            received_ce: u32_at(buf, 248),
+            delivered_e1_bytes: u32_at(buf, 252),
+            delivered_e0_bytes: u32_at(buf, 256),
+            delivered_ce_bytes: u32_at(buf, 260),
+            received_e1_bytes: u32_at(buf, 264),
+            received_e0_bytes: u32_at(buf, 268),
+            received_ce_bytes: u32_at(buf, 272),
+            accecn_fail_mode: None,
+            accecn_opt_seen: None,
+            ecn_mode: None,
+            options2: None,
+        };
+        // Bytes 276..280: two u16 in 6.18, one u32 of bitfields from 7.0. Same length,
+        // so only the release can tell them apart; unknown release → leave them out.
+        if let Some(word) = u32_at(buf, 276) {
+            if at_least(7, 0) {
+                let (mode, seen, fail, options2) = bits::ecn_word(word);
+                info.ecn_mode = Some(mode);
+                info.accecn_opt_seen = Some(seen);
+                info.accecn_fail_mode = Some(fail);
+                info.options2 = Some(options2);
+            } else if at_least(6, 18) {
+                info.accecn_fail_mode = u16_at(buf, 276);
+                info.accecn_opt_seen = u16_at(buf, 278);
+            }
+        }
+        Ok(info)
+    }
+
+    /// `true` on a listening socket (where `unacked`/`sacked` mean accept queue/backlog).
+    pub fn is_listen(&self) -> bool {
+        self.state == 10
+    }
+}
+
+/// The congestion-control algorithm's name (`TCP_CONGESTION`), stored inline (no heap).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CongestionControl {
+    name: [u8; 16],
+    len: u8,
+}
+
+impl CongestionControl {
+    /// Decodes the NUL-padded name the kernel returns. `None` when empty or not UTF-8.
+    pub fn decode(buf: &[u8]) -> Option<Self> {
+        let buf = buf.get(..buf.len().min(16))?;
+        let len = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+        let text = buf.get(..len)?;
+        if len == 0 || std::str::from_utf8(text).is_err() {
+            return None;
+        }
+        let mut name = [0u8; 16];
+        name.get_mut(..len)?.copy_from_slice(text);
+        Some(CongestionControl {
+            name,
+            len: u8::try_from(len).ok()?,
+        })
+    }
+
+    /// The name, e.g. `"cubic"` or `"bbr"`.
+    pub fn as_str(&self) -> &str {
+        let bytes = self.name.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for CongestionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for CongestionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CongestionControl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Algorithm-specific state from `TCP_CC_INFO` (`union tcp_cc_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "algorithm")]
+#[non_exhaustive]
+pub enum CcInfo {
+    /// `struct tcp_bbr_info` (20 bytes).
+    #[serde(rename = "bbr", rename_all = "camelCase")]
+    Bbr {
+        /// Estimated bottleneck bandwidth, **bytes/s** (`bbr_bw_hi << 32 | bbr_bw_lo`).
+        bandwidth: u64,
+        /// BBR's min RTT, µs.
+        min_rtt_us: u32,
+        /// Pacing gain ×256 (256 = 1.0).
+        pacing_gain: u32,
+        /// Cwnd gain ×256.
+        cwnd_gain: u32,
+    },
+    /// `struct tcpvegas_info` (16 bytes), also used by `nv`, `illinois`, `veno`.
+    #[serde(rename = "vegas", rename_all = "camelCase")]
+    Vegas {
+        /// `tcpv_enabled`.
+        enabled: u32,
+        /// `tcpv_rttcnt`: RTT samples.
+        rtt_count: u32,
+        /// `tcpv_rtt`, µs.
+        rtt_us: u32,
+        /// `tcpv_minrtt`, µs.
+        min_rtt_us: u32,
+    },
+    /// `struct tcp_dctcp_info` (16 bytes).
+    #[serde(rename = "dctcp", rename_all = "camelCase")]
+    Dctcp {
+        /// `dctcp_enabled`.
+        enabled: u16,
+        /// `dctcp_ce_state`.
+        ce_state: u16,
+        /// `dctcp_alpha`.
+        alpha: u32,
+        /// `dctcp_ab_ecn`: bytes acked with ECE.
+        ab_ecn: u32,
+        /// `dctcp_ab_tot`: bytes acked.
+        ab_tot: u32,
+    },
+}
+
+impl CcInfo {
+    /// Decodes `TCP_CC_INFO` bytes for the algorithm `cc` (from `TCP_CONGESTION`).
+    /// `None` for algorithms without extra state (cubic, reno: length 0) or short buffers.
+    pub fn decode(cc: &str, buf: &[u8]) -> Option<Self> {
+        match cc {
+            "bbr" | "bbr2" | "bbr3" => {
+                let lo = u64::from(u32_at(buf, 0)?);
+                let hi = u64::from(u32_at(buf, 4)?);
+                Some(CcInfo::Bbr {
+                    bandwidth: (hi << 32) | lo,
+                    min_rtt_us: u32_at(buf, 8)?,
+                    pacing_gain: u32_at(buf, 12)?,
+                    cwnd_gain: u32_at(buf, 16)?,
+                })
+            }
+            "vegas" | "nv" | "illinois" | "veno" => Some(CcInfo::Vegas {
+                enabled: u32_at(buf, 0)?,
+                rtt_count: u32_at(buf, 4)?,
+                rtt_us: u32_at(buf, 8)?,
+                min_rtt_us: u32_at(buf, 12)?,
+            }),
+            "dctcp" => Some(CcInfo::Dctcp {
+                enabled: u16_at(buf, 0)?,
+                ce_state: u16_at(buf, 2)?,
+                alpha: u32_at(buf, 4)?,
+                ab_ecn: u32_at(buf, 8)?,
+                ab_tot: u32_at(buf, 12)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Socket memory accounting from `SO_MEMINFO` (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MemInfo {
+    /// Receive queue memory allocated.
+    pub rmem_alloc: u32,
+    /// Receive buffer size (`SO_RCVBUF`).
+    pub rcvbuf: u32,
+    /// Transmit memory allocated.
+    pub wmem_alloc: u32,
+    /// Send buffer size (`SO_SNDBUF`).
+    pub sndbuf: u32,
+    /// Forward-allocated memory.
+    pub fwd_alloc: u32,
+    /// Bytes queued for transmission.
+    pub wmem_queued: u32,
+    /// Option memory.
+    pub optmem: u32,
+    /// Backlog queue memory.
+    pub backlog: u32,
+    /// Packets dropped before reaching the socket.
+    pub drops: u32,
+}
+
+impl MemInfo {
+    /// Bytes `SO_MEMINFO` returns (`SK_MEMINFO_VARS` × u32).
+    pub const LEN: usize = 36;
+
+    /// Decodes the 9 u32 of `SO_MEMINFO`; `None` when fewer than 36 bytes.
+    pub fn decode(buf: &[u8]) -> Option<Self> {
+        Some(MemInfo {
+            rmem_alloc: u32_at(buf, 0)?,
+            rcvbuf: u32_at(buf, 4)?,
+            wmem_alloc: u32_at(buf, 8)?,
+            sndbuf: u32_at(buf, 12)?,
+            fwd_alloc: u32_at(buf, 16)?,
+            wmem_queued: u32_at(buf, 20)?,
+            optmem: u32_at(buf, 24)?,
+            backlog: u32_at(buf, 28)?,
+            drops: u32_at(buf, 32)?,
+        })
+    }
+}
+
+impl LinuxTcpInfo {
+    /// The normalized view: units converted, "unset" sentinels turned into `None`,
+    /// listener-only meanings moved to `accept_queue`/`accept_backlog`.
+    pub fn to_info(&self) -> crate::Info {
+        use crate::tcpinfo::info::{Info, SysInfo, TcpOptions, TcpState};
+        use std::time::Duration;
+
+        let us = |v: u32| Duration::from_micros(u64::from(v));
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let options = |wscale: u8| TcpOptions {
+            timestamps: self.options & opt::TIMESTAMPS != 0,
+            sack: self.options & opt::SACK != 0,
+            window_scale: (self.options & opt::WSCALE != 0).then_some(wscale),
+            ecn: self.options & opt::ECN != 0,
+            ecn_seen: self.options & opt::ECN_SEEN != 0,
+            syn_data: self.options & opt::SYN_DATA != 0,
+        };
+        let listen = self.is_listen();
+
+        let mut info = Info::empty(SysInfo::Linux(*self));
+        info.state = Some(TcpState::from_linux(self.state));
+        info.tx_options = Some(options(self.snd_wscale));
+        info.rx_options = Some(options(self.rcv_wscale));
+        info.tx_mss = Some(self.snd_mss);
+        info.rx_mss = Some(self.rcv_mss);
+        info.rtt = Some(us(self.rtt));
+        info.rtt_var = Some(us(self.rttvar));
+        info.min_rtt = self.min_rtt.filter(|&v| v != u32::MAX).map(us);
+        info.rto = Some(us(self.rto));
+        info.ato = Some(us(self.ato));
+        info.since_last_tx = Some(ms(self.last_data_sent));
+        info.since_last_rx = Some(ms(self.last_data_recv));
+        info.since_last_rx_ack = Some(ms(self.last_ack_recv));
+        info.rx_window = self.rcv_wnd;
+        info.tx_window = self.snd_wnd;
+        info.tx_ssthresh = Some(self.snd_ssthresh).filter(|&v| v < LINUX_INFINITE_SSTHRESH);
+        info.rx_ssthresh = Some(self.rcv_ssthresh);
+        info.cwnd_segs = Some(self.snd_cwnd);
+        info.cwnd_bytes = Some(u64::from(self.snd_cwnd) * u64::from(self.snd_mss));
+        info.retransmits = Some(self.retransmits);
+        info.total_retrans = self.total_retrans;
+        info.unacked = (!listen).then_some(self.unacked);
+        info.lost = Some(self.lost);
+        info.bytes_sent = self.bytes_sent;
+        info.bytes_acked = self.bytes_acked;
+        info.bytes_received = self.bytes_received;
+        info.bytes_retrans = self.bytes_retrans;
+        info.segs_out = self.segs_out;
+        info.segs_in = self.segs_in;
+        info.data_segs_out = self.data_segs_out;
+        info.data_segs_in = self.data_segs_in;
+        info.delivery_rate = self.delivery_rate;
+        info.delivery_rate_app_limited = self.delivery_rate_app_limited;
+        info.pacing_rate = self.pacing_rate;
+        info.busy_time = self.busy_time.map(Duration::from_micros);
+        info.rwnd_limited = self.rwnd_limited.map(Duration::from_micros);
+        info.sndbuf_limited = self.sndbuf_limited.map(Duration::from_micros);
+        info.notsent_bytes = self.notsent_bytes;
+        info.reordering = Some(self.reordering);
+        info.pmtu = Some(self.pmtu);
+        info.accept_queue = listen.then_some(self.unacked);
+        info.accept_backlog = listen.then_some(self.sacked);
+        info
+    }
+}
