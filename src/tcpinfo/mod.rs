@@ -13,6 +13,7 @@ mod sys;
 
 pub use info::{Info, OptionName, SysInfo, TcpOptions, TcpState};
 pub use socket::{AsSocketDescriptor, SocketDescriptor};
+pub(crate) use sys::revocable::RevocableSocket;
 
 use crate::error::Result;
 

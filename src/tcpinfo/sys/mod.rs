@@ -12,3 +12,5 @@ pub(crate) use linux::snapshot;
 mod unsupported;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) use unsupported::snapshot;
+
+pub(crate) mod revocable;
