@@ -29,6 +29,11 @@ pub enum Error {
         /// The target OS (`std::env::consts::OS`).
         os: &'static str,
     },
+    /// The connection is closed: its [`TrackedStream`](crate::TrackedStream) was dropped
+    /// (after its close snapshot), so there is no socket left to read. Returned by
+    /// [`Connection::snapshot`](crate::Connection::snapshot); never a descriptor number
+    /// that might now belong to another connection.
+    Closed,
     /// Any other operating-system error, kept as the source.
     Io(io::Error),
 }
@@ -58,6 +63,7 @@ impl fmt::Display for Error {
             Error::Unsupported { os } => {
                 write!(f, "reading TCP connection info is not supported on {os}")
             }
+            Error::Closed => f.write_str("connection is closed"),
             Error::Io(e) => write!(f, "reading TCP connection info failed: {e}"),
         }
     }

@@ -18,8 +18,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conn;
 pub mod error;
 pub mod tcpinfo;
 
+pub use conn::{
+    Connection, ConnectionObserver, ConnectionSummary, TcpInfoListener, TcpInfoListenerBuilder,
+    TrackedStream,
+};
 pub use error::{Error, Result};
 pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};

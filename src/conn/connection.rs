@@ -1,0 +1,326 @@
+//! `Connection`: the cheap, shareable handle of one accepted connection.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Span;
+
+use super::builder::Config;
+use super::observer::ConnectionSummary;
+use super::span;
+use crate::error::{Error, Result};
+use crate::tcpinfo::linux::CongestionControl;
+use crate::tcpinfo::{Info, RevocableSocket};
+
+/// One connection accepted by a [`TcpInfoListener`](crate::TcpInfoListener), from accept
+/// to close: its identity, its snapshots and its `tcp.connection` span.
+///
+/// Cloning is an `Arc` bump. The handle outlives the socket: after the
+/// [`TrackedStream`](crate::TrackedStream) is dropped, [`is_closed`](Self::is_closed) is
+/// `true`, [`latest`](Self::latest) is the close snapshot and
+/// [`snapshot`](Self::snapshot) returns [`Error::Closed`].
+///
+/// # Where to find it
+/// - From the stream: [`TrackedStream::connection`](crate::TrackedStream::connection).
+/// - In axum, with `into_make_service_with_connect_info::<Connection>()`: the request
+///   extension `axum::extract::ConnectInfo<Connection>`.
+/// - In a hyper-util loop wrapped with [`WithConnection`](crate::conn::WithConnection):
+///   the request extension `Connection` itself.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    accepted_at: Instant,
+    accepted_at_system: SystemTime,
+    congestion_control: Option<CongestionControl>,
+    span: Span,
+    config: Arc<Config>,
+    /// The socket, readable until the stream's `Drop` revokes it.
+    socket: RevocableSocket,
+    /// Held while a tick or the close is being taken and reported, so that reports of
+    /// one connection never overlap and no tick is reported after the close. `true` once
+    /// closed. Lock order: `emit` → `socket` → `state`.
+    emit: Mutex<bool>,
+    state: Mutex<Stored>,
+    requests: AtomicU64,
+}
+
+/// What a connection remembers of its snapshots.
+#[derive(Default)]
+struct Stored {
+    /// The accept snapshot. Shared with `latest` until the first newer snapshot.
+    accept: Option<Arc<Info>>,
+    latest: Option<Arc<Info>>,
+    ticks: u64,
+    rtt_sum_us: u64,
+    rtt_samples: u32,
+    min_srtt: Option<Duration>,
+}
+
+impl Stored {
+    fn record(&mut self, info: &Info) {
+        // Reuse the allocation once it is no longer shared with `accept`.
+        if let Some(slot) = self.latest.as_mut().and_then(Arc::get_mut) {
+            *slot = *info;
+        } else {
+            self.latest = Some(Arc::new(*info));
+        }
+        if let Some(rtt) = info.rtt {
+            self.rtt_sum_us = self
+                .rtt_sum_us
+                .saturating_add(u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX));
+            self.rtt_samples = self.rtt_samples.saturating_add(1);
+            self.min_srtt = Some(self.min_srtt.map_or(rtt, |m| m.min(rtt)));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoning only means an observer panicked; the data is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Connection {
+    /// Creates the handle at accept: takes the accept snapshot (with the
+    /// congestion-control name) and creates the span. Does not report anything yet.
+    pub(crate) fn accepted(
+        id: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        socket: RevocableSocket,
+        config: Arc<Config>,
+    ) -> Connection {
+        let accepted_at = Instant::now();
+        let accepted_at_system = SystemTime::now();
+        let mut state = Stored::default();
+        let accept = socket
+            .snapshot(config.options.congestion_control(true))
+            .ok();
+        if let Some(info) = &accept {
+            state.record(info);
+            state.accept = state.latest.clone();
+        }
+        let congestion_control = accept.as_ref().and_then(|i| i.congestion_control);
+        let span = if config.spans {
+            span::connection_span(
+                id,
+                peer,
+                local,
+                congestion_control.as_ref(),
+                accept.as_ref(),
+            )
+        } else {
+            Span::none()
+        };
+        Connection {
+            inner: Arc::new(Shared {
+                id,
+                peer,
+                local,
+                accepted_at,
+                accepted_at_system,
+                congestion_control,
+                span,
+                config,
+                socket,
+                emit: Mutex::new(false),
+                state: Mutex::new(state),
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Reports the accept to the observers (before the connection is registered for
+    /// ticks).
+    pub(crate) fn report_accept(&self) {
+        let s = &*self.inner;
+        let _emit = lock(&s.emit);
+        let accept = lock(&s.state).accept.clone();
+        for observer in s.config.observers.iter() {
+            observer.on_accept(self, accept.as_deref());
+        }
+    }
+
+    /// One periodic snapshot, reported; nothing if closed or if the read fails.
+    pub(crate) fn tick(&self) {
+        let s = &*self.inner;
+        let closed = lock(&s.emit);
+        if *closed {
+            return;
+        }
+        let Ok(info) = s.socket.snapshot_and(s.config.options, |info| {
+            let mut state = lock(&s.state);
+            state.record(info);
+            state.ticks = state.ticks.saturating_add(1);
+        }) else {
+            return;
+        };
+        if s.config.spans {
+            span::tick(self, &info, s.config.tick_level);
+        }
+        for observer in s.config.observers.iter() {
+            observer.on_tick(self, &info);
+        }
+        drop(closed);
+    }
+
+    /// The close: last snapshot and revocation under the socket lock, then the report.
+    /// Called once by `TrackedStream::drop`, before the socket closes; later calls do
+    /// nothing.
+    pub(crate) fn close(&self) {
+        let s = &*self.inner;
+        let mut closed = lock(&s.emit);
+        if *closed {
+            return;
+        }
+        let info = s
+            .socket
+            .revoke_with_snapshot(s.config.options)
+            .and_then(Result::ok);
+        *closed = true;
+        if let Some(info) = &info {
+            lock(&s.state).record(info);
+        }
+        let summary = self.summary(info.as_ref());
+        if s.config.spans {
+            span::close(self, &summary, s.config.tick_level);
+        }
+        for observer in s.config.observers.iter() {
+            observer.on_close(self, info.as_ref(), &summary);
+        }
+        drop(closed);
+    }
+
+    fn summary(&self, close: Option<&Info>) -> ConnectionSummary {
+        let s = &*self.inner;
+        let state = lock(&s.state);
+        let last = close.or(state.latest.as_deref());
+        let mean_rtt = state
+            .rtt_sum_us
+            .checked_div(u64::from(state.rtt_samples))
+            .map(Duration::from_micros);
+        ConnectionSummary {
+            duration: s.accepted_at.elapsed(),
+            requests: s.requests.load(Ordering::Relaxed),
+            ticks: state.ticks,
+            bytes_sent: last.and_then(|i| i.bytes_sent),
+            bytes_received: last.and_then(|i| i.bytes_received),
+            bytes_acked: last.and_then(|i| i.bytes_acked),
+            bytes_retrans: last.and_then(|i| i.bytes_retrans),
+            segs_out: last.and_then(|i| i.segs_out),
+            segs_in: last.and_then(|i| i.segs_in),
+            total_retrans: last.and_then(|i| i.total_retrans),
+            min_rtt: last.and_then(|i| i.min_rtt).or(state.min_srtt),
+            mean_rtt,
+            rtt_samples: state.rtt_samples,
+            close_state: close.and_then(|i| i.state),
+        }
+    }
+
+    /// Unique among the connections of one listener: 1, 2, 3… in accept order.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer
+    }
+
+    /// Our address on this connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// When the connection was accepted (monotonic clock).
+    pub fn accepted_at(&self) -> Instant {
+        self.inner.accepted_at
+    }
+
+    /// When the connection was accepted (wall clock).
+    pub fn accepted_at_system(&self) -> SystemTime {
+        self.inner.accepted_at_system
+    }
+
+    /// The snapshot taken at accept (it includes the congestion-control name); `None` if
+    /// it failed or the platform has no TCP info.
+    pub fn accept_info(&self) -> Option<Info> {
+        lock(&self.inner.state).accept.as_deref().copied()
+    }
+
+    /// The most recent snapshot: accept, tick, [`snapshot`](Self::snapshot) (for example
+    /// at a request) or close, whichever came last.
+    pub fn latest(&self) -> Option<Info> {
+        lock(&self.inner.state).latest.as_deref().copied()
+    }
+
+    /// Reads the socket now and stores the result as [`latest`](Self::latest).
+    ///
+    /// Race-free: the read holds the connection's lock, which the stream's `Drop` takes
+    /// to revoke the socket before it closes, so this never reads a closed descriptor or
+    /// one reused by another connection.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the stream has been dropped; otherwise the errors of
+    /// [`snapshot`](crate::snapshot).
+    pub fn snapshot(&self) -> Result<Info, Error> {
+        let s = &*self.inner;
+        s.socket
+            .snapshot_and(s.config.options, |info| lock(&s.state).record(info))
+    }
+
+    /// Whether the stream has been dropped (and the close snapshot taken).
+    pub fn is_closed(&self) -> bool {
+        self.inner.socket.is_revoked()
+    }
+
+    /// The `tcp.connection` root span ([`Span::none`] when connection spans are off).
+    pub fn span(&self) -> &Span {
+        &self.inner.span
+    }
+
+    /// The congestion-control algorithm (`"cubic"`, `"bbr"`…), read once at accept.
+    pub fn congestion_control(&self) -> Option<CongestionControl> {
+        self.inner.congestion_control
+    }
+
+    /// Requests served on this connection so far (as counted by `TcpInfoLayer`).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request. Called by `TcpInfoLayer` when a request starts; call it
+    /// yourself only if you serve requests without that layer.
+    pub fn record_request(&self) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.inner.id)
+            .field("peer", &self.inner.peer)
+            .field("local", &self.inner.local)
+            .field("closed", &self.is_closed())
+            .field("requests", &self.requests())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, super::TcpInfoListener>>
+    for Connection
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, super::TcpInfoListener>) -> Self {
+        stream.io().connection().clone()
+    }
+}
