@@ -694,3 +694,360 @@ impl LinuxTcpInfo {
         info
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every optional field with the offset where it ends (from the kernel's uapi
+    /// header history, see `shared/reference/linux-tcp-info.md`).
+    fn optional_fields(i: &LinuxTcpInfo) -> Vec<(&'static str, usize, bool)> {
+        vec![
+            ("rcv_rtt", 96, i.rcv_rtt.is_some()),
+            ("rcv_space", 100, i.rcv_space.is_some()),
+            ("total_retrans", 104, i.total_retrans.is_some()),
+            ("pacing_rate", 112, i.pacing_rate.is_some()),
+            ("max_pacing_rate", 120, i.max_pacing_rate.is_some()),
+            ("bytes_acked", 128, i.bytes_acked.is_some()),
+            ("bytes_received", 136, i.bytes_received.is_some()),
+            ("segs_out", 140, i.segs_out.is_some()),
+            ("segs_in", 144, i.segs_in.is_some()),
+            ("notsent_bytes", 148, i.notsent_bytes.is_some()),
+            ("min_rtt", 152, i.min_rtt.is_some()),
+            ("data_segs_in", 156, i.data_segs_in.is_some()),
+            ("data_segs_out", 160, i.data_segs_out.is_some()),
+            ("delivery_rate", 168, i.delivery_rate.is_some()),
+            ("busy_time", 176, i.busy_time.is_some()),
+            ("rwnd_limited", 184, i.rwnd_limited.is_some()),
+            ("sndbuf_limited", 192, i.sndbuf_limited.is_some()),
+            ("delivered", 196, i.delivered.is_some()),
+            ("delivered_ce", 200, i.delivered_ce.is_some()),
+            ("bytes_sent", 208, i.bytes_sent.is_some()),
+            ("bytes_retrans", 216, i.bytes_retrans.is_some()),
+            ("dsack_dups", 220, i.dsack_dups.is_some()),
+            ("reord_seen", 224, i.reord_seen.is_some()),
+            ("rcv_ooopack", 228, i.rcv_ooopack.is_some()),
+            ("snd_wnd", 232, i.snd_wnd.is_some()),
+            ("rcv_wnd", 236, i.rcv_wnd.is_some()),
+            ("rehash", 240, i.rehash.is_some()),
+            ("total_rto", 242, i.total_rto.is_some()),
+            (
+                "total_rto_recoveries",
+                244,
+                i.total_rto_recoveries.is_some(),
+            ),
+            ("total_rto_time", 248, i.total_rto_time.is_some()),
+            ("received_ce", 252, i.received_ce.is_some()),
+            ("delivered_e1_bytes", 256, i.delivered_e1_bytes.is_some()),
+            ("delivered_e0_bytes", 260, i.delivered_e0_bytes.is_some()),
+            ("delivered_ce_bytes", 264, i.delivered_ce_bytes.is_some()),
+            ("received_e1_bytes", 268, i.received_e1_bytes.is_some()),
+            ("received_e0_bytes", 272, i.received_e0_bytes.is_some()),
+            ("received_ce_bytes", 276, i.received_ce_bytes.is_some()),
+            ("accecn_fail_mode", 280, i.accecn_fail_mode.is_some()),
+            ("accecn_opt_seen", 280, i.accecn_opt_seen.is_some()),
+        ]
+    }
+
+    /// (returned length, the release that returns it)
+    const HISTORY: [(usize, KernelRelease); 13] = [
+        (104, KernelRelease::new(3, 14, 0)),
+        (120, KernelRelease::new(3, 15, 0)),
+        (136, KernelRelease::new(4, 1, 0)),
+        (144, KernelRelease::new(4, 2, 0)),
+        (160, KernelRelease::new(4, 6, 0)),
+        (168, KernelRelease::new(4, 9, 0)),
+        (192, KernelRelease::new(4, 10, 0)),
+        (200, KernelRelease::new(4, 18, 0)),
+        (224, KernelRelease::new(4, 19, 0)),
+        (232, KernelRelease::new(5, 4, 0)),
+        (240, KernelRelease::new(6, 2, 0)),
+        (248, KernelRelease::new(6, 7, 0)),
+        (280, KernelRelease::new(6, 18, 0)),
+    ];
+
+    /// A buffer whose every u32 slot holds its own offset, so a misplaced read shows.
+    fn patterned(len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        for (slot, chunk) in buf.chunks_mut(4).enumerate() {
+            let v = (slot as u32 * 4).to_ne_bytes();
+            let n = chunk.len();
+            chunk.copy_from_slice(&v[..n]);
+        }
+        buf
+    }
+
+    #[test]
+    fn every_historical_length_has_exactly_its_kernels_fields() {
+        for (len, release) in HISTORY {
+            let info = LinuxTcpInfo::decode(&patterned(len), Some(release)).unwrap();
+            assert_eq!(info.len, len);
+            for (name, end, present) in optional_fields(&info) {
+                assert_eq!(present, end <= len, "{name} (ends at {end}) with len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn odd_lengths_cut_at_the_last_whole_field() {
+        for len in [92, 93, 99, 101, 105, 150, 161, 231, 233, 241, 279] {
+            let info = LinuxTcpInfo::decode(&patterned(len), None).unwrap();
+            for (name, end, present) in optional_fields(&info) {
+                assert_eq!(present, end <= len, "{name} (ends at {end}) with len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_short_is_a_typed_error() {
+        for len in [0, 1, 8, 91] {
+            match LinuxTcpInfo::decode(&vec![0u8; len], None) {
+                Err(Error::Truncated { len: l, min }) => {
+                    assert_eq!((l, min), (len, LINUX_MIN_LEN));
+                }
+                other => panic!("len {len}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn fields_come_from_their_documented_offsets() {
+        let buf = patterned(280);
+        let i = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(6, 18, 0))).unwrap();
+        // Each u32 slot holds its offset; u64 fields read two slots.
+        let u64_at = |off: u64| {
+            let lo = off;
+            let hi = off + 4;
+            if cfg!(target_endian = "little") {
+                lo | hi << 32
+            } else {
+                lo << 32 | hi
+            }
+        };
+        assert_eq!(i.rto, 8);
+        assert_eq!(i.snd_mss, 16);
+        assert_eq!(i.rtt, 68);
+        assert_eq!(i.rttvar, 72);
+        assert_eq!(i.snd_cwnd, 80);
+        assert_eq!(i.reordering, 88);
+        assert_eq!(i.total_retrans, Some(100));
+        assert_eq!(i.pacing_rate, Some(u64_at(104)));
+        assert_eq!(i.bytes_received, Some(u64_at(128)));
+        assert_eq!(i.min_rtt, Some(148));
+        assert_eq!(i.delivery_rate, Some(u64_at(160)));
+        assert_eq!(i.rwnd_limited, Some(u64_at(176)));
+        assert_eq!(i.bytes_retrans, Some(u64_at(208)));
+        assert_eq!(i.snd_wnd, Some(228));
+        assert_eq!(i.rcv_wnd, Some(232));
+        assert_eq!(i.total_rto_time, Some(244));
+        assert_eq!(i.received_ce_bytes, Some(272));
+    }
+
+    #[test]
+    fn byte7_bitfields_need_the_release() {
+        let mut buf = patterned(280);
+        // app_limited = 1, fastopen_client_fail = 2, laid out as the compiler does.
+        buf[7] = if cfg!(target_endian = "little") {
+            0b0000_0101
+        } else {
+            0b1100_0000
+        };
+        let old = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(4, 8, 0))).unwrap();
+        assert_eq!(old.delivery_rate_app_limited, None);
+        assert_eq!(old.fastopen_client_fail, None);
+        let mid = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(4, 9, 0))).unwrap();
+        assert_eq!(mid.delivery_rate_app_limited, Some(true));
+        assert_eq!(mid.fastopen_client_fail, None);
+        let new = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(5, 5, 0))).unwrap();
+        assert_eq!(new.fastopen_client_fail, Some(2));
+        let unknown = LinuxTcpInfo::decode(&buf, None).unwrap();
+        assert_eq!(unknown.delivery_rate_app_limited, None);
+    }
+
+    #[test]
+    fn window_scale_nibbles() {
+        let mut buf = patterned(104);
+        buf[6] = if cfg!(target_endian = "little") {
+            0x79
+        } else {
+            0x97
+        };
+        let i = LinuxTcpInfo::decode(&buf, None).unwrap();
+        assert_eq!((i.snd_wscale, i.rcv_wscale), (9, 7));
+    }
+
+    #[test]
+    fn accecn_tail_6_18_versus_7_0() {
+        let mut buf = patterned(280);
+        buf[276..278].copy_from_slice(&5u16.to_ne_bytes());
+        buf[278..280].copy_from_slice(&2u16.to_ne_bytes());
+        let v618 = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(6, 18, 0))).unwrap();
+        assert_eq!(v618.accecn_fail_mode, Some(5));
+        assert_eq!(v618.accecn_opt_seen, Some(2));
+        assert_eq!(v618.ecn_mode, None);
+
+        // 7.0: ecn_mode:2 = 2 (AccECN), opt_seen:2 = 3, fail_mode:4 = 0b1010, options2 = 0xabcdef.
+        let word: u32 = if cfg!(target_endian = "little") {
+            2 | 3 << 2 | 0b1010 << 4 | 0xab_cdef << 8
+        } else {
+            2 << 30 | 3 << 28 | 0b1010 << 24 | 0xab_cdef
+        };
+        buf[276..280].copy_from_slice(&word.to_ne_bytes());
+        let v70 = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(7, 0, 0))).unwrap();
+        assert_eq!(v70.ecn_mode, Some(2));
+        assert_eq!(v70.accecn_opt_seen, Some(3));
+        assert_eq!(v70.accecn_fail_mode, Some(0b1010));
+        assert_eq!(v70.options2, Some(0xab_cdef));
+
+        // Unknown release: the four bytes are ambiguous, so they are left out.
+        let unknown = LinuxTcpInfo::decode(&buf, None).unwrap();
+        assert_eq!(unknown.accecn_fail_mode, None);
+        assert_eq!(unknown.ecn_mode, None);
+        assert!(unknown.received_ce_bytes.is_some());
+    }
+
+    #[test]
+    fn release_strings() {
+        let p = |s| KernelRelease::parse(s);
+        assert_eq!(p("6.18.0-1-amd64"), Some(KernelRelease::new(6, 18, 0)));
+        assert_eq!(
+            p("5.15.167.4-microsoft-standard-WSL2"),
+            Some(KernelRelease::new(5, 15, 167))
+        );
+        assert_eq!(p("4.9.337"), Some(KernelRelease::new(4, 9, 337)));
+        assert_eq!(p("6.18-rc1"), Some(KernelRelease::new(6, 18, 0)));
+        assert_eq!(
+            p("3.10.0-1160.el7.x86_64"),
+            Some(KernelRelease::new(3, 10, 0))
+        );
+        assert_eq!(p("7.0"), Some(KernelRelease::new(7, 0, 0)));
+        assert_eq!(p("garbage"), None);
+        assert_eq!(p(""), None);
+        assert!(KernelRelease::new(6, 18, 0) < KernelRelease::new(7, 0, 0));
+    }
+
+    #[test]
+    fn normalized_view_units_and_sentinels() {
+        let mut buf = vec![0u8; 280];
+        let put = |buf: &mut Vec<u8>, off: usize, v: u32| {
+            buf[off..off + 4].copy_from_slice(&v.to_ne_bytes())
+        };
+        buf[0] = 1;
+        buf[5] = opt::TIMESTAMPS | opt::SACK | opt::WSCALE;
+        buf[6] = if cfg!(target_endian = "little") {
+            0x78
+        } else {
+            0x87
+        };
+        put(&mut buf, 16, 1448); // snd_mss
+        put(&mut buf, 44, 25); // last_data_sent, ms
+        put(&mut buf, 68, 1500); // rtt µs
+        put(&mut buf, 76, LINUX_INFINITE_SSTHRESH);
+        put(&mut buf, 80, 10); // cwnd
+        put(&mut buf, 148, u32::MAX); // min_rtt: no sample
+        put(&mut buf, 232, 65535); // rcv_wnd
+        let info = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(6, 18, 0)))
+            .unwrap()
+            .to_info();
+        assert_eq!(info.state, Some(crate::TcpState::Established));
+        assert_eq!(info.rtt, Some(std::time::Duration::from_micros(1500)));
+        assert_eq!(
+            info.since_last_tx,
+            Some(std::time::Duration::from_millis(25))
+        );
+        assert_eq!(info.tx_ssthresh, None);
+        assert_eq!(info.min_rtt, None);
+        assert_eq!(info.cwnd_segs, Some(10));
+        assert_eq!(info.cwnd_bytes, Some(14480));
+        assert_eq!(info.rx_window, Some(65535));
+        assert_eq!(info.accept_queue, None);
+        let json = serde_json::to_value(info).unwrap();
+        assert_eq!(json["state"], "ESTABLISHED");
+        assert_eq!(json["rtt"], 1_500_000);
+        assert_eq!(json["lastTxAt"], 25_000_000);
+        assert_eq!(json["txMSS"], 1448);
+        assert_eq!(json["txCWindowBytes"], 14480);
+        assert_eq!(
+            json["txOptions"],
+            serde_json::json!(["Timestamps", "SACK", "WindowScale:08"])
+        );
+        assert_eq!(
+            json["rxOptions"],
+            serde_json::json!(["Timestamps", "SACK", "WindowScale:07"])
+        );
+        assert!(
+            json.get("minRtt").is_none(),
+            "no sample must be omitted, not 0"
+        );
+        assert!(json.get("txSSThreshold").is_none());
+        assert_eq!(json["sysInfo"]["rtt"], 1500);
+    }
+
+    #[test]
+    fn listener_meanings() {
+        let mut buf = vec![0u8; 104];
+        buf[0] = 10;
+        buf[24..28].copy_from_slice(&3u32.to_ne_bytes());
+        buf[28..32].copy_from_slice(&128u32.to_ne_bytes());
+        let info = LinuxTcpInfo::decode(&buf, None).unwrap().to_info();
+        assert_eq!(info.state, Some(crate::TcpState::Listen));
+        assert_eq!(info.accept_queue, Some(3));
+        assert_eq!(info.accept_backlog, Some(128));
+        assert_eq!(info.unacked, None);
+    }
+
+    #[test]
+    fn companion_decoders() {
+        assert_eq!(
+            CongestionControl::decode(b"cubic\0\0\0\0\0\0\0\0\0\0\0")
+                .unwrap()
+                .as_str(),
+            "cubic"
+        );
+        assert_eq!(CongestionControl::decode(b"bbr").unwrap().as_str(), "bbr");
+        assert!(CongestionControl::decode(b"\0\0\0").is_none());
+        assert!(CongestionControl::decode(&[0xff, 0xfe]).is_none());
+
+        let mut bbr = Vec::new();
+        for v in [0x1000u32, 0x2, 5000, 739, 512] {
+            bbr.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(
+            CcInfo::decode("bbr", &bbr),
+            Some(CcInfo::Bbr {
+                bandwidth: 0x2_0000_1000,
+                min_rtt_us: 5000,
+                pacing_gain: 739,
+                cwnd_gain: 512
+            })
+        );
+        assert_eq!(CcInfo::decode("bbr", &bbr[..19]), None);
+        assert_eq!(CcInfo::decode("cubic", &[]), None);
+
+        let mem: Vec<u8> = (1..=9u32).flat_map(|v| v.to_ne_bytes()).collect();
+        let m = MemInfo::decode(&mem).unwrap();
+        assert_eq!((m.rmem_alloc, m.drops), (1, 9));
+        assert!(MemInfo::decode(&mem[..35]).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+                                       major in 0u16..10, minor in 0u16..30) {
+            let release = Some(KernelRelease::new(major, minor, 0));
+            if let Ok(info) = LinuxTcpInfo::decode(&buf, release) {
+                let _ = serde_json::to_string(&info.to_info()).unwrap();
+            }
+            let _ = CongestionControl::decode(&buf);
+            let _ = MemInfo::decode(&buf);
+            for cc in ["bbr", "vegas", "dctcp", "cubic"] {
+                let _ = CcInfo::decode(cc, &buf);
+            }
+        }
+
+        #[test]
+        fn arbitrary_release_strings_never_panic(s in ".{0,40}") {
+            let _ = KernelRelease::parse(&s);
+        }
+    }
+}
