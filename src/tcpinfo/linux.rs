@@ -344,6 +344,7 @@ impl LinuxTcpInfo {
     /// assert!(info.min_rtt.is_some());       // 4.6 field, inside 160 bytes
     /// assert!(info.delivery_rate.is_none()); // 4.9 field, not returned
     /// ```
+    #[inline]
     pub fn decode(buf: &[u8], release: Option<KernelRelease>) -> Result<Self> {
         if buf.len() < LINUX_MIN_LEN {
             return Err(Error::Truncated {
@@ -632,6 +633,7 @@ impl MemInfo {
 impl LinuxTcpInfo {
     /// The normalized view: units converted, "unset" sentinels turned into `None`,
     /// listener-only meanings moved to `accept_queue`/`accept_backlog`.
+    #[inline]
     pub fn to_info(&self) -> crate::Info {
         use crate::tcpinfo::info::{Info, SysInfo, TcpOptions, TcpState};
         use std::time::Duration;
