@@ -20,6 +20,7 @@
 
 pub mod conn;
 pub mod error;
+pub mod layer;
 pub mod tcpinfo;
 
 pub use conn::{
@@ -27,4 +28,5 @@ pub use conn::{
     TrackedStream,
 };
 pub use error::{Error, Result};
+pub use layer::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta};
 pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};
