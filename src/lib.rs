@@ -22,6 +22,7 @@ pub mod conn;
 pub mod error;
 pub mod layer;
 pub mod tcpinfo;
+pub mod telemetry;
 
 pub use conn::{
     Connection, ConnectionObserver, ConnectionSummary, TcpInfoListener, TcpInfoListenerBuilder,
