@@ -30,7 +30,7 @@ impl Default for Config {
             tick: Some(DEFAULT_TICK),
             tick_level: Level::DEBUG,
             options: SnapshotOptions::NONE,
-            observers: Vec::new(),
+            observers: crate::telemetry::default_connection_observers(),
             spans: true,
         }
     }
