@@ -1,8 +1,9 @@
 //! `Connection`: the cheap, shareable handle of one accepted connection.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,6 +52,28 @@ struct Shared {
     emit: Mutex<bool>,
     state: Mutex<Stored>,
     requests: AtomicU64,
+    /// Requests between `begin_request` and `end_request` (the HTTP layer's count).
+    in_flight: AtomicU32,
+    after_flush: AfterFlush,
+}
+
+/// Work waiting for the stream's next completed flush: the HTTP layer's end-of-response
+/// reports, which must see the response's last bytes in the kernel.
+#[derive(Default)]
+struct AfterFlush {
+    /// `true` while `queue.waiting` may be non-empty: the flush path's only cost otherwise.
+    pending: AtomicBool,
+    queue: Mutex<FlushQueue>,
+}
+
+/// A callback run with the end snapshot (`None` if it failed).
+pub(crate) type OnFlush = Box<dyn FnOnce(Option<&Info>) + Send>;
+
+#[derive(Default)]
+struct FlushQueue {
+    /// Set at close, after which callbacks run at once with the close snapshot.
+    closed: bool,
+    waiting: VecDeque<OnFlush>,
 }
 
 /// What a connection remembers of its snapshots.
@@ -134,6 +157,8 @@ impl Connection {
                 emit: Mutex::new(false),
                 state: Mutex::new(state),
                 requests: AtomicU64::new(0),
+                in_flight: AtomicU32::new(0),
+                after_flush: AfterFlush::default(),
             }),
         }
     }
@@ -189,6 +214,10 @@ impl Connection {
         if let Some(info) = &info {
             lock(&s.state).record(info);
         }
+        // Responses still waiting for a flush end with the close snapshot, before the
+        // connection's own close is reported.
+        lock(&s.after_flush.queue).closed = true;
+        self.run_after_flush(info.as_ref());
         let summary = self.summary(info.as_ref());
         if s.config.spans {
             span::close(self, &summary, s.config.tick_level);
@@ -301,6 +330,73 @@ impl Connection {
     /// yourself only if you serve requests without that layer.
     pub fn record_request(&self) {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests on this connection that `TcpInfoLayer` has seen start and not yet end
+    /// (more than one only with HTTP/2 multiplexing).
+    pub fn in_flight(&self) -> u32 {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A request starts (`TcpInfoLayer`): counts it; returns its number on the connection
+    /// (1 for the first) and how many others were in flight.
+    pub(crate) fn begin_request(&self) -> (u64, u32) {
+        let s = &*self.inner;
+        let nth = s.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        (nth, s.in_flight.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A request started with [`begin_request`](Self::begin_request) ends.
+    pub(crate) fn end_request(&self) {
+        // Never below zero, even if calls were unbalanced.
+        let _ = self
+            .inner
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Runs `f` with a fresh snapshot after the stream's next completed flush (one
+    /// snapshot serves every callback waiting then), or with the close snapshot if the
+    /// connection closes first (at once if it is closed already).
+    pub(crate) fn after_flush(&self, f: OnFlush) {
+        let a = &self.inner.after_flush;
+        let mut queue = lock(&a.queue);
+        if queue.closed {
+            drop(queue);
+            f(self.latest().as_ref());
+            return;
+        }
+        queue.waiting.push_back(f);
+        a.pending.store(true, Ordering::Release);
+    }
+
+    /// The stream's `poll_flush` completed: runs what [`after_flush`](Self::after_flush)
+    /// queued. One atomic load when nothing waits.
+    pub(crate) fn flushed(&self) {
+        if !self.inner.after_flush.pending.load(Ordering::Acquire) {
+            return;
+        }
+        let info = self.snapshot().ok();
+        self.run_after_flush(info.as_ref());
+    }
+
+    /// Runs every queued callback with `info`, outside the queue's lock.
+    fn run_after_flush(&self, info: Option<&Info>) {
+        let a = &self.inner.after_flush;
+        loop {
+            let next = {
+                let mut queue = lock(&a.queue);
+                let next = queue.waiting.pop_front();
+                if queue.waiting.is_empty() {
+                    a.pending.store(false, Ordering::Release);
+                }
+                next
+            };
+            match next {
+                Some(f) => f(info),
+                None => return,
+            }
+        }
     }
 }
 
