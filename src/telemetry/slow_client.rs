@@ -93,7 +93,13 @@ impl fmt::Display for SlowReason {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub(crate) struct Findings {
     reasons: u8,
+    /// A request's findings (else a tick's): names the figures.
+    request: bool,
+    /// Smoothed RTT at request start, or at the tick.
     rtt: Option<Duration>,
+    /// Smoothed RTT at the end of the request.
+    end_rtt: Option<Duration>,
+    /// Over the request (delta) or the connection's life (tick).
     retrans_segs: Option<u32>,
     segs_out: Option<u32>,
     retransmit_ratio: Option<f64>,
@@ -180,7 +186,7 @@ fn us(d: Duration) -> i64 {
 /// | `rwnd_limited` | time limited by the client's receive window / request time, when the request took at least [`min_elapsed`](Self::min_elapsed) | — | > 30 %, ≥ 100 ms |
 /// | `notsent_backlog` | unsent bytes in the socket at the end of the response | unsent bytes now | > 1 MiB |
 /// | `retransmits` | retransmitted / sent segments during the request, when at least [`min_segments`](Self::min_segments) were sent | the same over the connection's life | > 5 %, ≥ 20 segments |
-/// | `rtt` | smoothed RTT at the end of the response | smoothed RTT now | > 250 ms |
+/// | `rtt` | smoothed RTT at the end of the response (else at its start) | smoothed RTT now | > 250 ms |
 ///
 /// Each threshold is a builder method; `None` turns a check off. A request with
 /// several findings gives one event whose `reason` lists them all
@@ -194,8 +200,12 @@ fn us(d: Duration) -> i64 {
 /// platform lacks is left out):
 /// `reason`, `source` (`"request"` or `"tick"`), `tcp.conn_id`, `tcp.peer`,
 /// `http.request.method` and `url.path` (requests), `tcp.elapsed_s` (requests),
-/// `tcp.rtt_us`, `tcp.retrans_segs`, `tcp.segs_out`, `tcp.retransmit_ratio`,
-/// `tcp.rwnd_limited_s`, `tcp.rwnd_limited_ratio`, `tcp.notsent_bytes`, `suppressed`.
+/// `tcp.rtt_us` (at request start, or at the tick), `tcp.end_rtt_us` (at the end of the
+/// request), `tcp.delta.retrans_segs` and `tcp.delta.segs_out` (during the request) or
+/// `tcp.total_retrans` and `tcp.segs_out` (over the connection, ticks),
+/// `tcp.retransmit_ratio`, `tcp.delta.rwnd_limited_us`, `tcp.rwnd_limited_ratio`,
+/// `tcp.notsent_bytes`, `suppressed`. The names and units are those of the
+/// `tcp.request` event and the `tcp.tick` event.
 ///
 /// # Rate limiting
 /// Log lines go through a token bucket ([`log_rate`](Self::log_rate), default 10 per
@@ -339,15 +349,15 @@ impl SlowClientPolicy {
 
     /// The checks of one finished request.
     pub(crate) fn check_request(&self, r: &RequestSummary) -> Findings {
+        let end = r.end.as_ref();
         let mut f = Findings {
+            request: true,
             elapsed: Some(r.elapsed),
+            rtt: r.start.as_ref().and_then(|i| i.rtt),
+            end_rtt: end.and_then(|i| i.rtt),
             ..Findings::default()
         };
-        let end = r.end.as_ref();
-        f.rtt = end
-            .and_then(|i| i.rtt)
-            .or(r.start.as_ref().and_then(|i| i.rtt));
-        if let (Some(limit), Some(rtt)) = (self.rtt_above, f.rtt)
+        if let (Some(limit), Some(rtt)) = (self.rtt_above, f.end_rtt.or(f.rtt))
             && rtt > limit
         {
             f.add(SlowReason::Rtt);
@@ -473,10 +483,13 @@ impl SlowClientPolicy {
             url.path = request.map(|r| &*r.path),
             tcp.elapsed_s = f.elapsed.map(|d| d.as_secs_f64()),
             tcp.rtt_us = f.rtt.map(us),
-            tcp.retrans_segs = f.retrans_segs.map(i64::from),
-            tcp.segs_out = f.segs_out.map(i64::from),
+            tcp.end_rtt_us = f.end_rtt.map(us),
+            tcp.delta.retrans_segs = f.retrans_segs.filter(|_| f.request).map(i64::from),
+            tcp.delta.segs_out = f.segs_out.filter(|_| f.request).map(i64::from),
+            tcp.total_retrans = f.retrans_segs.filter(|_| !f.request).map(i64::from),
+            tcp.segs_out = f.segs_out.filter(|_| !f.request).map(i64::from),
             tcp.retransmit_ratio = f.retransmit_ratio,
-            tcp.rwnd_limited_s = f.rwnd_limited.map(|d| d.as_secs_f64()),
+            tcp.delta.rwnd_limited_us = f.rwnd_limited.map(us),
             tcp.rwnd_limited_ratio = f.rwnd_limited_ratio,
             tcp.notsent_bytes = f.notsent_bytes.map(i64::from),
             suppressed = i64::try_from(suppressed).unwrap_or(i64::MAX),
@@ -758,7 +771,8 @@ mod tests {
         assert_eq!(e["level"], "WARN");
         assert_eq!(e["reason"], "rtt");
         assert_eq!(e["source"], "request");
-        assert_eq!(e["tcp.rtt_us"], "300000");
+        assert_eq!(e["tcp.end_rtt_us"], "300000");
+        assert_eq!(e["tcp.rtt_us"], us(start.rtt.unwrap()).to_string());
         assert_eq!(e["tcp.peer"], conn.peer_addr().to_string());
         assert_eq!(e["http.request.method"], "GET");
         assert_eq!(e["url.path"], "/big");
