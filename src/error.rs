@@ -43,6 +43,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// The error for "this target OS has no backend".
+    // Only the `unsupported` shim calls it, which targets with a backend do not build.
+    #[allow(dead_code)]
     pub(crate) fn unsupported() -> Self {
         Error::Unsupported {
             os: std::env::consts::OS,

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::darwin::DarwinTcpConnectionInfo;
+use super::freebsd::FreeBsdTcpInfo;
 use super::linux::{CcInfo, CongestionControl, LinuxTcpInfo, MemInfo};
+use super::windows::WindowsTcpInfo;
 
 /// A TCP connection state, named as the seed library names them in JSON.
 ///
@@ -184,7 +187,7 @@ impl fmt::Display for OptionName {
 
 impl Serialize for TcpOptions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.names().map(|n| DisplayStr(n)))
+        s.collect_seq(self.names().map(DisplayStr))
     }
 }
 
@@ -198,12 +201,21 @@ impl<T: fmt::Display> Serialize for DisplayStr<T> {
 }
 
 /// The raw platform record behind an [`Info`] (JSON `sysInfo`).
+// `Info` is `Copy` and allocation-free by design, and a process only ever builds its own
+// platform's variant, so the size gap between variants costs nothing worth a `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum SysInfo {
     /// Linux `struct tcp_info`.
     Linux(LinuxTcpInfo),
+    /// macOS / iOS `struct tcp_connection_info`.
+    Darwin(DarwinTcpConnectionInfo),
+    /// Windows `TCP_INFO_v0`/`v1`/`v2`.
+    Windows(WindowsTcpInfo),
+    /// FreeBSD `struct tcp_info`.
+    FreeBsd(FreeBsdTcpInfo),
 }
 
 /// A snapshot of one TCP socket's kernel state, normalized across platforms.
@@ -316,6 +328,13 @@ pub struct Info {
     /// Bytes retransmitted (Linux 4.19+ `tcpi_bytes_retrans`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_retrans: Option<u64>,
+    /// Bytes sent and not yet acknowledged (Windows `BytesInFlight`; FreeBSD 13.3+
+    /// `tcpi_snd_max − tcpi_snd_una`). Linux counts segments instead: see `unacked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_in_flight: Option<u32>,
+    /// How long the connection has existed (Windows `ConnectionTimeMs`, ms resolution).
+    #[serde(with = "ns", skip_serializing_if = "Option::is_none")]
+    pub connection_time: Option<Duration>,
     /// Segments sent (Linux 4.2+ `tcpi_segs_out`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_out: Option<u32>,
@@ -410,6 +429,8 @@ impl Info {
             bytes_acked: None,
             bytes_received: None,
             bytes_retrans: None,
+            bytes_in_flight: None,
+            connection_time: None,
             segs_out: None,
             segs_in: None,
             data_segs_out: None,

@@ -3,13 +3,21 @@
 //! - [`snapshot`] / [`snapshot_with`]: one syscall into a stack buffer → [`Info`].
 //! - [`linux`]: pure decoders for Linux `tcp_info`, `TCP_CONGESTION`, `TCP_CC_INFO`,
 //!   `SO_MEMINFO`, compiled on every target.
+//! - [`darwin`], [`windows`], [`freebsd`]: pure decoders for macOS
+//!   `tcp_connection_info`, Windows `TCP_INFO_v0/v1/v2` and FreeBSD `tcp_info`, also
+//!   compiled (and tested) on every target.
 
 mod bytes;
+pub mod darwin;
+#[cfg(test)]
+mod fixture;
+pub mod freebsd;
 mod info;
 pub mod linux;
 mod socket;
 #[allow(unsafe_code)]
 mod sys;
+pub mod windows;
 
 pub use info::{Info, OptionName, SysInfo, TcpOptions, TcpState};
 pub use socket::{AsSocketDescriptor, SocketDescriptor};

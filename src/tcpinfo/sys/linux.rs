@@ -1,10 +1,10 @@
 //! Linux: `getsockopt(IPPROTO_TCP, TCP_INFO)` and friends.
 
-use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
 
+use super::unix::getsockopt_bytes;
 use crate::error::Result;
 use crate::tcpinfo::linux::{
     CcInfo, CongestionControl, KernelRelease, LINUX_MAX_LEN, LinuxTcpInfo, MemInfo,
@@ -15,32 +15,6 @@ use crate::tcpinfo::{Info, SnapshotOptions};
 const SO_MEMINFO: libc::c_int = 55;
 /// `TCP_CC_INFO`.
 const TCP_CC_INFO: libc::c_int = 26;
-
-/// Copies the socket option `(level, name)` into `buf`; returns the length the kernel
-/// wrote (it copies `min(buf.len(), its size)` bytes).
-pub(crate) fn getsockopt_bytes(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    let mut len = libc::socklen_t::try_from(buf.len()).unwrap_or(libc::socklen_t::MAX);
-    // SAFETY: `fd` is a live descriptor borrowed for this call; `buf` is valid for writes
-    // of `len` bytes and the kernel writes at most `len` bytes and updates `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            buf.as_mut_ptr().cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(len).unwrap_or(usize::MAX).min(buf.len()))
-}
 
 /// The running kernel's release, read once (`uname`) and cached.
 pub(crate) fn kernel_release() -> Option<KernelRelease> {
@@ -77,13 +51,13 @@ pub(crate) fn snapshot(fd: BorrowedFd<'_>, options: SnapshotOptions) -> Result<I
                 .ok()
                 .and_then(|n| CongestionControl::decode(name.get(..n)?));
     }
-    if options.cc_info {
-        if let Some(cc) = info.congestion_control {
-            let mut cc_buf = [0u8; 64];
-            info.cc_info = getsockopt_bytes(fd, libc::IPPROTO_TCP, TCP_CC_INFO, &mut cc_buf)
-                .ok()
-                .and_then(|n| CcInfo::decode(cc.as_str(), cc_buf.get(..n)?));
-        }
+    if options.cc_info
+        && let Some(cc) = info.congestion_control
+    {
+        let mut cc_buf = [0u8; 64];
+        info.cc_info = getsockopt_bytes(fd, libc::IPPROTO_TCP, TCP_CC_INFO, &mut cc_buf)
+            .ok()
+            .and_then(|n| CcInfo::decode(cc.as_str(), cc_buf.get(..n)?));
     }
     if options.mem_info {
         let mut mem = [0u8; MemInfo::LEN];
