@@ -648,7 +648,7 @@ impl ConnectionObserver for Attribution {
         // A slow observer: widens the window between the sampler taking a batch of
         // handles and reading the last of them, in which other connections close and
         // their fd numbers are reused by new accepts.
-        let until = std::time::Instant::now() + Duration::from_micros(20);
+        let until = std::time::Instant::now() + Duration::from_micros(50);
         while std::time::Instant::now() < until {
             std::hint::spin_loop();
         }
@@ -681,8 +681,12 @@ impl ConnectionObserver for Attribution {
 /// `Connection::peer_addr` is the registry entry's peer, so a mismatch also means "the
 /// sample does not belong to this entry".
 ///
-/// (Checked by mutation: with the revocation and the closed check removed from
-/// `Connection`, this test reports misattributed samples.)
+/// The race is real but narrow, so the observer below is deliberately slow (50 µs per
+/// tick) to widen the window between the sampler taking a batch of handles and reading
+/// them. Checked by mutation: with the revocation and the closed check removed from
+/// `Connection`, about half the runs of this test report misattributed samples (reads of
+/// reused fds now belonging to another server or client socket). The deterministic
+/// counterpart is `a_closed_handle_never_reads_the_socket_that_reuses_its_fd`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_no_sample_is_misattributed_and_nothing_leaks() {
     const ROUNDS: usize = 30;
@@ -787,6 +791,42 @@ async fn stress_no_sample_is_misattributed_and_nothing_leaks() {
     assert!(open.is_empty(), "registry empty at the end: {}", open.len());
     assert!(open.list().is_empty());
     drop(listener);
+}
+
+/// The fd-reuse hazard made deterministic: the kernel gives a new socket the lowest free
+/// descriptor number, so the next accept after a close reuses the closed stream's number.
+/// A raw-fd sampler would now read the new connection and call it the old one.
+#[tokio::test]
+async fn a_closed_handle_never_reads_the_socket_that_reuses_its_fd() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let listener = TcpInfoListener::builder()
+        .tick(None)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _a_client = TcpStream::connect(addr).await.unwrap();
+    let (a, _) = listener.accept().await.unwrap();
+    let a_fd = a.as_fd().as_raw_fd();
+    let a_conn = a.connection().clone();
+    drop(a);
+
+    // Open connections until the number is in use again: by one of ours, normally, or
+    // by a socket of a test running in parallel (the hazard is the same).
+    let in_use = || std::path::Path::new(&format!("/proc/self/fd/{a_fd}")).exists();
+    let mut open = Vec::new();
+    while !in_use() && open.len() < 200 {
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (b, _) = listener.accept().await.unwrap();
+        open.push((client, b));
+    }
+    assert!(in_use(), "fd {a_fd} was not reused");
+    if let Some((_, b)) = open.iter().find(|(_, b)| b.as_fd().as_raw_fd() == a_fd) {
+        assert!(b.connection().snapshot().is_ok());
+        assert_ne!(a_conn.id(), b.connection().id());
+    }
+    assert!(a_conn.is_closed());
+    assert!(matches!(a_conn.snapshot(), Err(conniver::Error::Closed)));
 }
 
 // ---------------------------------------------------------------------------------------
