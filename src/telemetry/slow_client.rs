@@ -30,8 +30,11 @@ pub const DEFAULT_MIN_SEGMENTS: u32 = 20;
 pub const DEFAULT_RWND_LIMITED_ABOVE: f64 = 0.30;
 /// Default [`SlowClientPolicy::min_elapsed`]: 100 ms.
 pub const DEFAULT_MIN_ELAPSED: Duration = Duration::from_millis(100);
-/// Default [`SlowClientPolicy::notsent_above`]: 1 MiB.
-pub const DEFAULT_NOTSENT_ABOVE: u32 = 1 << 20;
+/// Default [`SlowClientPolicy::notsent_above`]: off. A large unsent backlog is the
+/// normal state of any bulk download the network, not the server, paces (Linux lets
+/// it grow to the send buffer, up to 4 MiB by default), so it does not tell a slow
+/// client from a fast one by itself; the receive-window check does.
+pub const DEFAULT_NOTSENT_ABOVE: Option<u32> = None;
 /// Default [`SlowClientPolicy::log_rate`]: 10 warnings per second…
 pub const DEFAULT_LOG_PER_SECOND: u32 = 10;
 /// …with bursts of 20.
@@ -46,7 +49,8 @@ pub enum SlowReason {
     /// request: the client reads slowly (or not at all). `"rwnd_limited"`.
     RwndLimited,
     /// Too many bytes written by the server wait in the socket, not yet sent: the client
-    /// or its path cannot keep up. `"notsent_backlog"`.
+    /// or its path cannot keep up (tick checks only; off by default).
+    /// `"notsent_backlog"`.
     NotsentBacklog,
     /// Too large a share of segments was retransmitted: a lossy path. `"retransmits"`.
     Retransmits,
@@ -104,6 +108,8 @@ pub(crate) struct Findings {
     segs_out: Option<u32>,
     retransmit_ratio: Option<f64>,
     rwnd_limited: Option<Duration>,
+    /// Time spent sending over the connection's life (ticks).
+    busy_time: Option<Duration>,
     rwnd_limited_ratio: Option<f64>,
     notsent_bytes: Option<u32>,
     elapsed: Option<Duration>,
@@ -183,8 +189,8 @@ fn us(d: Duration) -> i64 {
 ///
 /// | reason | per request (end of the response body) | per connection (every tick) | default |
 /// |---|---|---|---|
-/// | `rwnd_limited` | time limited by the client's receive window / request time, when the request took at least [`min_elapsed`](Self::min_elapsed) | — | > 30 %, ≥ 100 ms |
-/// | `notsent_backlog` | unsent bytes in the socket at the end of the response | unsent bytes now | > 1 MiB |
+/// | `rwnd_limited` | time limited by the client's receive window / request time, when the request took at least [`min_elapsed`](Self::min_elapsed) | the same / time spent sending, over the connection's life, once that is at least `min_elapsed` | > 30 %, ≥ 100 ms |
+/// | `notsent_backlog` | — | bytes written but not yet sent, now | off |
 /// | `retransmits` | retransmitted / sent segments during the request, when at least [`min_segments`](Self::min_segments) were sent | the same over the connection's life | > 5 %, ≥ 20 segments |
 /// | `rtt` | smoothed RTT at the end of the response (else at its start) | smoothed RTT now | > 250 ms |
 ///
@@ -203,8 +209,9 @@ fn us(d: Duration) -> i64 {
 /// `tcp.rtt_us` (at request start, or at the tick), `tcp.end_rtt_us` (at the end of the
 /// request), `tcp.delta.retrans_segs` and `tcp.delta.segs_out` (during the request) or
 /// `tcp.total_retrans` and `tcp.segs_out` (over the connection, ticks),
-/// `tcp.retransmit_ratio`, `tcp.delta.rwnd_limited_us`, `tcp.rwnd_limited_ratio`,
-/// `tcp.notsent_bytes`, `suppressed`. The names and units are those of the
+/// `tcp.retransmit_ratio`, `tcp.delta.rwnd_limited_us` (requests) or
+/// `tcp.rwnd_limited_us` and `tcp.busy_time_us` (ticks), `tcp.rwnd_limited_ratio`,
+/// `tcp.notsent_bytes` (ticks), `suppressed`. The names and units are those of the
 /// `tcp.request` event and the `tcp.tick` event.
 ///
 /// # Rate limiting
@@ -255,7 +262,7 @@ impl Default for SlowClientPolicy {
             min_segments: DEFAULT_MIN_SEGMENTS,
             rwnd_limited_above: Some(DEFAULT_RWND_LIMITED_ABOVE),
             min_elapsed: DEFAULT_MIN_ELAPSED,
-            notsent_above: Some(DEFAULT_NOTSENT_ABOVE),
+            notsent_above: DEFAULT_NOTSENT_ABOVE,
             per_second: DEFAULT_LOG_PER_SECOND,
             burst: DEFAULT_LOG_BURST,
             state: State::new(DEFAULT_LOG_BURST),
@@ -322,7 +329,9 @@ impl SlowClientPolicy {
     }
 
     /// Flag more than this many bytes written but not yet sent (Linux
-    /// `tcpi_notsent_bytes`). Defaults to `Some(1 MiB)`.
+    /// `tcpi_notsent_bytes`) when a tick samples an open connection. Only ticks check
+    /// it: at the end of a response the backlog is just how far the server wrote ahead.
+    /// Defaults to `None` (see [`DEFAULT_NOTSENT_ABOVE`] for why).
     pub fn notsent_above(mut self, bytes: Option<u32>) -> Self {
         self.notsent_above = bytes;
         self
@@ -385,12 +394,6 @@ impl SlowClientPolicy {
                 f.add(SlowReason::RwndLimited);
             }
         }
-        f.notsent_bytes = end.and_then(|i| i.notsent_bytes);
-        if let (Some(limit), Some(n)) = (self.notsent_above, f.notsent_bytes)
-            && n > limit
-        {
-            f.add(SlowReason::NotsentBacklog);
-        }
         f
     }
 
@@ -401,8 +404,22 @@ impl SlowClientPolicy {
             retrans_segs: info.total_retrans,
             segs_out: info.segs_out,
             notsent_bytes: info.notsent_bytes,
+            rwnd_limited: info.rwnd_limited,
+            busy_time: info.busy_time,
             ..Findings::default()
         };
+        if let (Some(limited), Some(busy)) = (f.rwnd_limited, f.busy_time)
+            && !busy.is_zero()
+        {
+            let ratio = (limited.as_secs_f64() / busy.as_secs_f64()).min(1.0);
+            f.rwnd_limited_ratio = Some(ratio);
+            if let Some(limit) = self.rwnd_limited_above
+                && busy >= self.min_elapsed
+                && ratio > limit
+            {
+                f.add(SlowReason::RwndLimited);
+            }
+        }
         if let (Some(limit), Some(rtt)) = (self.rtt_above, f.rtt)
             && rtt > limit
         {
@@ -489,7 +506,9 @@ impl SlowClientPolicy {
             tcp.total_retrans = f.retrans_segs.filter(|_| !f.request).map(i64::from),
             tcp.segs_out = f.segs_out.filter(|_| !f.request).map(i64::from),
             tcp.retransmit_ratio = f.retransmit_ratio,
-            tcp.delta.rwnd_limited_us = f.rwnd_limited.map(us),
+            tcp.delta.rwnd_limited_us = f.rwnd_limited.filter(|_| f.request).map(us),
+            tcp.rwnd_limited_us = f.rwnd_limited.filter(|_| !f.request).map(us),
+            tcp.busy_time_us = f.busy_time.map(us),
             tcp.rwnd_limited_ratio = f.rwnd_limited_ratio,
             tcp.notsent_bytes = f.notsent_bytes.map(i64::from),
             suppressed = i64::try_from(suppressed).unwrap_or(i64::MAX),
@@ -704,16 +723,12 @@ mod tests {
             .check_request(&r)
             .reasons()
             .collect();
-        assert_eq!(
-            all,
-            [
-                SlowReason::NotsentBacklog,
-                SlowReason::Retransmits,
-                SlowReason::Rtt
-            ]
-        );
-        let f = SlowClientPolicy::new().check_request(&r);
-        assert_eq!(f.reason_list(), "notsent_backlog,retransmits,rtt");
+        // A backlog at the end of a response is no finding (only ticks check it).
+        assert_eq!(all, [SlowReason::Retransmits, SlowReason::Rtt]);
+        let f = SlowClientPolicy::new()
+            .notsent_above(Some(1024))
+            .check_request(&r);
+        assert_eq!(f.reason_list(), "retransmits,rtt");
         assert_eq!(f.retransmit_ratio, Some(0.1));
         // Each threshold moves or disables its check.
         let p = SlowClientPolicy::new()
@@ -785,7 +800,7 @@ mod tests {
         assert_eq!(events[2]["suppressed"], "3");
 
         // Ticks: once per connection and reason.
-        let policy = SlowClientPolicy::new();
+        let policy = SlowClientPolicy::new().notsent_above(Some(1 << 20));
         let mut tick = conn.snapshot().unwrap();
         tick.rtt = Some(Duration::from_secs(1));
         policy.on_tick(&conn, &tick);
@@ -798,6 +813,17 @@ mod tests {
         assert_eq!(events[3]["source"], "tick");
         assert_eq!(events[4]["reason"], "notsent_backlog");
         assert_eq!(events[4]["tcp.notsent_bytes"], "4194304");
+        // A connection mostly held back by the client's window while sending.
+        tick.busy_time = Some(Duration::from_secs(2));
+        tick.rwnd_limited = Some(Duration::from_secs(1));
+        policy.on_tick(&conn, &tick);
+        let events = capture.events();
+        assert_eq!(events.len(), 6, "{events:?}");
+        assert_eq!(events[5]["reason"], "rwnd_limited");
+        assert_eq!(events[5]["tcp.rwnd_limited_us"], "1000000");
+        assert_eq!(events[5]["tcp.busy_time_us"], "2000000");
+        assert_eq!(events[5]["tcp.rwnd_limited_ratio"], "0.5");
+        assert!(!events[5].contains_key("tcp.delta.rwnd_limited_us"));
         // After close the memory is gone.
         let closed = ConnectionSummary {
             duration: Duration::from_secs(1),
