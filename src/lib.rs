@@ -31,3 +31,6 @@ pub use conn::{
 pub use error::{Error, Result};
 pub use layer::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta};
 pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};
+pub use telemetry::SlowClientPolicy;
+#[cfg(feature = "otel")]
+pub use telemetry::TcpMetrics;
