@@ -26,9 +26,16 @@ if [ ! -x "$WINE" ] || ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
 fi
 rustup target add "$TARGET" >/dev/null 2>&1 || rustup target add "$TARGET"
 
+WINESERVER=$(command -v wineserver || echo "${WINE%/*}/wineserver")
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 export WINEPREFIX="$work/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# Stop this prefix's wineserver (it lingers a few seconds) before removing the prefix.
+cleanup() {
+  "$WINESERVER" -k >/dev/null 2>&1 || true
+  "$WINESERVER" -w >/dev/null 2>&1 || true
+  rm -rf "$work" || true
+}
+trap cleanup EXIT
 
 # ProcessPrng stub for Wine < 9.
 cat >"$work/prng.c" <<'C'
