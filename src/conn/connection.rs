@@ -380,10 +380,23 @@ impl Connection {
         self.run_after_flush(info.as_ref());
     }
 
-    /// Runs every queued callback with `info`, outside the queue's lock.
+    /// Runs what [`after_flush`](Self::after_flush) queued now, with `info`, if anything
+    /// waits (one atomic load otherwise). The HTTP layer calls it with the start snapshot
+    /// of an HTTP/1 request: on HTTP/1 the next request means the previous response is
+    /// complete.
+    pub(crate) fn settle(&self, info: Option<&Info>) {
+        if self.inner.after_flush.pending.load(Ordering::Acquire) {
+            self.run_after_flush(info);
+        }
+    }
+
+    /// Runs the callbacks queued so far with `info`, one at a time and outside the
+    /// queue's lock. Callbacks they queue wait for the next run.
     fn run_after_flush(&self, info: Option<&Info>) {
         let a = &self.inner.after_flush;
-        loop {
+        let mut batch = lock(&a.queue).waiting.len();
+        while batch > 0 {
+            batch -= 1;
             let next = {
                 let mut queue = lock(&a.queue);
                 let next = queue.waiting.pop_front();
