@@ -29,7 +29,7 @@ pub use conn::{
     TrackedStream,
 };
 pub use error::{Error, Result};
-pub use layer::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta};
+pub use layer::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta, TcpInfoLayer};
 pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};
 pub use telemetry::SlowClientPolicy;
 #[cfg(feature = "otel")]

@@ -1,5 +1,132 @@
-//! `TcpInfoLayer`: per-request TCP attribution for tower/axum/hyper services.
+//! `TcpInfoLayer`: per-request TCP attribution for tower/axum/hyper services — "is this
+//! request slow because of my code or because of the client's network?"
+//!
+//! For every request that arrives on a tracked [`Connection`](crate::Connection), the
+//! layer reads the socket when the request reaches it and again when the response has
+//! been written, and reports the connection's state and what changed in between:
+//!
+//! - as fields of the request's span: the *current* span (for example the one
+//!   `tower_http`'s `TraceLayer` makes, so the two compose), or the layer's own
+//!   `tcp.request` span when there is no current span or with
+//!   [`TcpInfoLayer::own_span`];
+//! - as one `tcp.request` event (level [`TcpInfoLayer::event_level`], INFO by default)
+//!   whose parent is that span, carrying every field: visible in plain logs, and as a
+//!   span event in a trace viewer, whatever fields the span declared;
+//! - to every [`RequestObserver`] (metrics, slow-client policy) as a [`RequestSummary`].
+//!
+//! The request's span is linked to the connection's root `tcp.connection` span with
+//! `follows_from`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "axum")]
+//! # async fn run() -> std::io::Result<()> {
+//! use axum::{Router, routing::get};
+//! use conniver::{Connection, TcpInfoLayer, TcpInfoListener};
+//!
+//! let listener = TcpInfoListener::bind("0.0.0.0:3000").await?;
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(TcpInfoLayer::new());
+//! axum::serve(listener, app.into_make_service_with_connect_info::<Connection>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The connection comes from the request's extensions: `Connection` itself (a hyper-util
+//! loop with [`WithConnection`](crate::conn::WithConnection)), else axum's
+//! `ConnectInfo<Connection>`. A request without one is served unchanged, and the layer
+//! logs one WARN saying how to fix the setup.
+//!
+//! # Fields
+//! Names follow the crate's field convention (`i64` counts and bytes, `_us` `i64`
+//! microseconds, `_s` `f64` seconds, `_bytes_per_s`; a value the platform lacks is not
+//! recorded). The names are constants in [`fields`].
+//!
+//! | field | when | meaning |
+//! |---|---|---|
+//! | `tcp.conn_id` | start | [`Connection::id`](crate::Connection::id), as on the `tcp.connection` span |
+//! | `tcp.rtt_us`, `tcp.rtt_var_us` | start | smoothed RTT and its variance |
+//! | `tcp.min_rtt_us` | start | lowest RTT seen on the connection: the path's floor |
+//! | `tcp.cwnd_segs` | start | congestion window |
+//! | `tcp.requests_on_conn` | start | this is the n-th request on the connection |
+//! | `tcp.concurrent` | start | other requests in flight on the connection (HTTP/2) |
+//! | `tcp.delta.retrans_segs` | end | segments retransmitted during the request |
+//! | `tcp.delta.segs_out`, `tcp.delta.segs_in` | end | segments sent / received |
+//! | `tcp.delta.bytes_sent` | end | bytes sent, retransmissions included (Linux 4.19+) |
+//! | `tcp.delta.bytes_acked` | end | bytes the client acknowledged |
+//! | `tcp.delta.bytes_received` | end | bytes received |
+//! | `tcp.delta.bytes_retrans` | end | bytes retransmitted (Linux 4.19+) |
+//! | `tcp.delta.rwnd_limited_us` | end | time the client's receive window held us back (slow reader) |
+//! | `tcp.delta.sndbuf_limited_us` | end | time our send buffer held us back |
+//! | `tcp.delivery_rate_bytes_per_s` | end | the kernel's latest delivery-rate estimate |
+//! | `tcp.end_rtt_us` | end | smoothed RTT at the end |
+//! | `tcp.outcome` | end | `completed`, `service_error`, `body_error`, `cancelled` |
+//! | `tcp.elapsed_s` | end | from the request reaching the layer to the end snapshot |
+//!
+//! The layer's own span also has `http.request.method` and `url.path`.
+//!
+//! `tracing` only records fields that a span declared when it was created. The layer's
+//! own span declares all of them; to get them on a span you make yourself (such as
+//! `TraceLayer`'s, through `make_span_with`), create it with [`request_span!`](crate::request_span). Put
+//! `TcpInfoLayer` *inside* `TraceLayer` (in axum, `.layer(TcpInfoLayer::new())` before
+//! `.layer(TraceLayer::…)`) so that the trace span is current when the request reaches
+//! it. The `tcp.request` event carries the fields either way.
+//!
+//! # When the snapshots are taken
+//! - **Start**: when the request reaches the layer, i.e. after its head was received and
+//!   parsed. The request's own head is therefore not in `tcp.delta.bytes_received`, nor
+//!   whatever of its body had arrived already.
+//! - **End**, for a response sent to its end: at the connection's first flush after the
+//!   body's last frame, i.e. once the server (hyper) has handed the whole response to
+//!   the kernel. (The body's own end comes *before* that: hyper asks for the next frame
+//!   while it still holds earlier ones in its write buffer.) If the connection closes
+//!   first, the close snapshot is the end.
+//! - **End**, otherwise: at once, when the inner service returns an error
+//!   (`service_error`), the body yields an error (`body_error`), or the response future
+//!   or body is dropped before its end (`cancelled`: client gone, timeout, shutdown).
+//!
+//! The end snapshot measures what the kernel has *accepted*, not what the client has
+//! received: on a long or slow path the last bytes may still be queued in the socket
+//! (unsent) or in flight (unacknowledged), so `tcp.delta.bytes_acked` can be smaller than
+//! `tcp.delta.bytes_sent`, and data the kernel has not yet transmitted at the end shows
+//! in the next request's deltas. `tcp.delta.bytes_sent` includes the response head and
+//! HTTP framing (and TLS records under TLS).
+//!
+//! # HTTP/1.1 and HTTP/2
+//! On HTTP/1.1, requests on a keep-alive connection are sequential: each request's deltas
+//! are its own exchange (response head and body out, the rest of its body in).
+//!
+//! On HTTP/2, streams of one connection run at the same time. The deltas of a request
+//! cover **everything the connection did while that request was in flight**: its own
+//! frames, its neighbours' and the connection's control frames. `tcp.concurrent` says how
+//! many other requests were in flight when it started (0 means the deltas are its own, as
+//! far as the overlap at its start goes). Don't sum deltas over the requests of one HTTP/2
+//! connection; use the connection's own totals (`tcp.close`) for that. HTTP/2 flow
+//! control can also hold a response's last frames back after its body ended, so the end
+//! snapshot (the next flush) may come before they are written.
+//!
+//! # Cost
+//! Per request: two `getsockopt(TCP_INFO)` (about 1 µs each on Linux), a few atomic
+//! operations and the connection's own locks; the span (if any subscriber wants it), the
+//! event, and one small allocation to defer the end to the flush. `RequestSummary`s
+//! (with a copy of the path) are built only when there are observers.
+//!
+//! [`Connection`]: crate::Connection
 
+mod body;
+pub mod fields;
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
 mod request;
+mod service;
 
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use layer::TcpInfoLayer;
 pub use request::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta};
+pub use service::TcpInfoService;
+
+/// `tracing`, for [`request_span!`](crate::request_span) in crates that don't depend on
+/// it directly.
+#[doc(hidden)]
+pub use tracing as __tracing;
