@@ -1,0 +1,1115 @@
+//! `TcpInfoLayer` with a real server and client on loopback: the fields on the request
+//! span and in the `tcp.request` event, separate deltas for keep-alive requests checked
+//! against the client's own socket, HTTP/2 streams, composition with `TraceLayer`, the
+//! missing-connection warning, cancellation, service and body errors, observers.
+#![cfg(target_os = "linux")]
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use conniver::conn::WithConnection;
+use conniver::layer::fields;
+use conniver::{
+    BodyOutcome, Connection, RequestObserver, RequestSummary, TcpInfoLayer, TcpInfoListener,
+};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tracing::Level;
+
+use capture::{Captured, Value};
+
+// ---------------------------------------------------------------------------------------
+// A recording subscriber layer: spans (fields, parent, follows_from) and events.
+
+mod capture {
+    use std::collections::HashMap;
+    use std::fmt::Debug;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::layer::Context;
+    use tracing_subscriber::registry::LookupSpan;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Value {
+        I64(i64),
+        U64(u64),
+        F64(f64),
+        Bool(bool),
+        Str(String),
+    }
+
+    impl Value {
+        pub(crate) fn i64(&self) -> i64 {
+            match self {
+                Value::I64(v) => *v,
+                other => panic!("expected i64, got {other:?}"),
+            }
+        }
+        pub(crate) fn str(&self) -> &str {
+            match self {
+                Value::Str(v) => v,
+                other => panic!("expected str, got {other:?}"),
+            }
+        }
+    }
+
+    pub(crate) type Fields = HashMap<String, Value>;
+
+    #[derive(Default)]
+    struct Visitor(Fields);
+
+    impl Visit for Visitor {
+        fn record_i64(&mut self, f: &Field, v: i64) {
+            self.0.insert(f.name().into(), Value::I64(v));
+        }
+        fn record_u64(&mut self, f: &Field, v: u64) {
+            self.0.insert(f.name().into(), Value::U64(v));
+        }
+        fn record_f64(&mut self, f: &Field, v: f64) {
+            self.0.insert(f.name().into(), Value::F64(v));
+        }
+        fn record_bool(&mut self, f: &Field, v: bool) {
+            self.0.insert(f.name().into(), Value::Bool(v));
+        }
+        fn record_str(&mut self, f: &Field, v: &str) {
+            self.0.insert(f.name().into(), Value::Str(v.into()));
+        }
+        fn record_debug(&mut self, f: &Field, v: &dyn Debug) {
+            self.0.insert(f.name().into(), Value::Str(format!("{v:?}")));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct SpanRec {
+        pub(crate) name: String,
+        pub(crate) parent: Option<u64>,
+        /// Every field the span declared, recorded or not.
+        pub(crate) declared: Vec<String>,
+        pub(crate) fields: Fields,
+        pub(crate) follows_from: Vec<u64>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct EventRec {
+        pub(crate) name: String,
+        pub(crate) target: String,
+        pub(crate) level: Level,
+        pub(crate) parent: Option<u64>,
+        pub(crate) fields: Fields,
+    }
+
+    #[derive(Default, Clone)]
+    pub(crate) struct Captured {
+        pub(crate) spans: Arc<Mutex<HashMap<u64, SpanRec>>>,
+        pub(crate) events: Arc<Mutex<Vec<EventRec>>>,
+    }
+
+    impl Captured {
+        pub(crate) fn events_named(&self, name: &str) -> Vec<EventRec> {
+            let events = self.events.lock().unwrap();
+            events.iter().filter(|e| e.name == name).cloned().collect()
+        }
+        /// The `tcp.request` events in request order (reports may come out of order:
+        /// a response that drains slowly is reported later).
+        pub(crate) fn requests(&self) -> Vec<EventRec> {
+            let mut events = self.events_named("tcp.request");
+            events.sort_by_key(|e| {
+                let n = |k: &str| e.fields.get(k).map(Value::i64);
+                (n("tcp.conn_id"), n("tcp.requests_on_conn"))
+            });
+            events
+        }
+        pub(crate) fn span(&self, id: u64) -> SpanRec {
+            self.spans.lock().unwrap()[&id].clone()
+        }
+        pub(crate) fn spans_named(&self, name: &str) -> Vec<SpanRec> {
+            let spans = self.spans.lock().unwrap();
+            spans.values().filter(|s| s.name == name).cloned().collect()
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Captured {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let mut v = Visitor::default();
+            attrs.record(&mut v);
+            let parent = if attrs.is_contextual() {
+                ctx.current_span().id().map(Id::into_u64)
+            } else {
+                attrs.parent().map(Id::into_u64)
+            };
+            let declared = attrs
+                .metadata()
+                .fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect();
+            self.spans.lock().unwrap().insert(
+                id.into_u64(),
+                SpanRec {
+                    name: attrs.metadata().name().into(),
+                    parent,
+                    declared,
+                    fields: v.0,
+                    follows_from: Vec::new(),
+                },
+            );
+        }
+
+        fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+            let mut v = Visitor::default();
+            values.record(&mut v);
+            if let Some(span) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
+                span.fields.extend(v.0);
+            }
+        }
+
+        fn on_follows_from(&self, span: &Id, follows: &Id, _ctx: Context<'_, S>) {
+            if let Some(s) = self.spans.lock().unwrap().get_mut(&span.into_u64()) {
+                s.follows_from.push(follows.into_u64());
+            }
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut v = Visitor::default();
+            event.record(&mut v);
+            let parent = if event.is_contextual() {
+                ctx.current_span().id().map(Id::into_u64)
+            } else {
+                event.parent().map(Id::into_u64)
+            };
+            self.events.lock().unwrap().push(EventRec {
+                name: event.metadata().name().into(),
+                target: event.metadata().target().into(),
+                level: *event.metadata().level(),
+                parent,
+                fields: v.0,
+            });
+        }
+    }
+}
+
+/// Captures what this thread reports, at `max` and below, until the guard drops.
+///
+/// One global subscriber serves every test; it hands each span and event to the
+/// capture of the thread that emits it (tests run on current-thread runtimes, so the
+/// server, its tasks and the client all report on the test's thread). Per-thread
+/// `set_default` subscribers would race on `tracing`'s process-wide callsite interest
+/// cache: a callsite first hit by a thread without a subscriber is cached as "never" for
+/// everyone.
+fn capture(max: Level) -> (Captured, CaptureGuard) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(ByThread);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    let captured = Captured::default();
+    SINK.with(|sink| *sink.borrow_mut() = Some((captured.clone(), max)));
+    (captured, CaptureGuard)
+}
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<(Captured, Level)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops this thread's capture.
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| sink.borrow_mut().take());
+    }
+}
+
+/// The global layer: forwards to the emitting thread's [`Captured`], if any.
+struct ByThread;
+
+fn with_sink(f: impl FnOnce(&Captured)) {
+    SINK.with(|sink| {
+        if let Some((captured, _)) = &*sink.borrow() {
+            f(captured);
+        }
+    });
+}
+
+impl<S> tracing_subscriber::Layer<S> for ByThread
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Ask `enabled` every time: the answer depends on the thread.
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        SINK.with(|sink| {
+            sink.borrow().as_ref().is_some_and(|(_, max)| {
+                tracing_subscriber::filter::LevelFilter::from_level(*max) >= *metadata.level()
+            })
+        })
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        with_sink(|c| tracing_subscriber::Layer::<S>::on_new_span(c, attrs, id, ctx));
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        with_sink(|c| tracing_subscriber::Layer::<S>::on_record(c, id, values, ctx));
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        with_sink(|c| tracing_subscriber::Layer::<S>::on_follows_from(c, span, follows, ctx));
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        with_sink(|c| tracing_subscriber::Layer::<S>::on_event(c, event, ctx));
+    }
+}
+
+/// Polls `cond` every 5 ms for up to 20 s (a liveness bound, not a timing assertion).
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..4000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Records every summary handed to it.
+#[derive(Default, Clone)]
+struct Summaries(Arc<Mutex<Vec<Summary>>>);
+
+/// A summary and the id of the span it came with.
+type Summary = (RequestSummary, Option<u64>);
+
+impl RequestObserver for Summaries {
+    fn on_request_end(&self, request: &RequestSummary, span: &tracing::Span) {
+        let span = span.id().map(|id| id.into_u64());
+        self.0.lock().unwrap().push((request.clone(), span));
+    }
+}
+
+impl Summaries {
+    fn all(&self) -> Vec<Summary> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers.
+
+/// A body of `n` bytes in 16 KiB chunks, length unknown (chunked on HTTP/1.1), with a
+/// pause before each chunk after the first `fast` bytes.
+struct Chunks {
+    left: usize,
+    fast: usize,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Chunks {
+    fn new(n: usize, fast: usize) -> Self {
+        Chunks {
+            left: n,
+            fast,
+            sleep: None,
+        }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        if self.fast == 0 {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(2))));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+        }
+        let n = self.left.min(16 * 1024);
+        self.left -= n;
+        self.fast = self.fast.saturating_sub(n);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; n])))))
+    }
+}
+
+/// A body that fails after one chunk.
+struct Failing(bool);
+
+impl http_body::Body for Failing {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            Poll::Ready(Some(Err(io::Error::other("body broke"))))
+        } else {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+        }
+    }
+}
+
+fn router() -> Router {
+    Router::new()
+        .route(
+            "/bytes/{n}",
+            get(|Path(n): Path<usize>| async move { vec![b'x'; n] }),
+        )
+        .route(
+            "/chunks/{n}",
+            get(|Path(n): Path<usize>| async move { axum::body::Body::new(Chunks::new(n, n)) }),
+        )
+        .route(
+            "/slow/{n}",
+            get(|Path(n): Path<usize>| async move { axum::body::Body::new(Chunks::new(n, 0)) }),
+        )
+        .route(
+            "/failing",
+            get(|| async { axum::body::Body::new(Failing(false)) }),
+        )
+        .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+}
+
+/// Serves `app` with axum on a `TcpInfoListener`, the way the README says.
+async fn serve_axum(app: Router) -> SocketAddr {
+    let listener = TcpInfoListener::builder()
+        .tick(None)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<Connection>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+type HandlerResult = Result<Response<Full<Bytes>>, io::Error>;
+
+/// The hyper-util handler: `/bytes/n`, `/fail` (service error), `/together/n` (waits
+/// until `barrier` has every caller, so that requests overlap).
+async fn handler(req: Request<Incoming>, barrier: Arc<tokio::sync::Barrier>) -> HandlerResult {
+    let path = req.uri().path().to_owned();
+    if path == "/fail" {
+        return Err(io::Error::other("service failed"));
+    }
+    if let Some(n) = path.strip_prefix("/together/") {
+        barrier.wait().await;
+        return Ok(Response::new(Full::from(vec![b'y'; n.parse().unwrap()])));
+    }
+    let n: usize = path.strip_prefix("/bytes/").unwrap().parse().unwrap();
+    Ok(Response::new(Full::from(vec![b'x'; n])))
+}
+
+/// A hand-written hyper-util accept loop (HTTP/1.1 and HTTP/2 with `auto::Builder`),
+/// each connection's service wrapped in `WithConnection`.
+async fn serve_hyper_util(layer: TcpInfoLayer, together: usize) -> SocketAddr {
+    let listener = TcpInfoListener::builder()
+        .tick(None)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(together));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let barrier = barrier.clone();
+            let app = tower::ServiceBuilder::new()
+                .layer(layer.clone())
+                .service_fn(move |req| handler(req, barrier.clone()));
+            let service = WithConnection::new(stream.connection().clone(), app);
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients.
+
+/// An HTTP/1.1 keep-alive client on one connection, with a duplicate of its socket to
+/// read the client's own TCP counters (the outside oracle).
+struct H1Client {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    oracle: std::net::TcpStream,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn connect_std(addr: SocketAddr) -> (tokio::net::TcpStream, std::net::TcpStream) {
+    let std = std::net::TcpStream::connect(addr).unwrap();
+    std.set_nonblocking(true).unwrap();
+    let oracle = std.try_clone().unwrap();
+    (tokio::net::TcpStream::from_std(std).unwrap(), oracle)
+}
+
+impl H1Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        let (tcp, oracle) = connect_std(addr);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        H1Client {
+            sender,
+            oracle,
+            task,
+        }
+    }
+
+    fn request(path: &str) -> Request<Empty<Bytes>> {
+        Request::get(path)
+            .header("host", "localhost")
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    /// GET `path`, the whole body; with the client's `bytes_received` delta over it.
+    async fn get(&mut self, path: &str) -> (StatusCode, usize, u64) {
+        self.send(Self::request(path)).await
+    }
+
+    /// HEAD `path`, like [`get`](Self::get).
+    async fn head(&mut self, path: &str) -> (StatusCode, usize, u64) {
+        let mut req = Self::request(path);
+        *req.method_mut() = http::Method::HEAD;
+        self.send(req).await
+    }
+
+    async fn send(&mut self, req: Request<Empty<Bytes>>) -> (StatusCode, usize, u64) {
+        let before = conniver::snapshot(&self.oracle)
+            .unwrap()
+            .bytes_received
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        let response = self.sender.send_request(req).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let after = conniver::snapshot(&self.oracle)
+            .unwrap()
+            .bytes_received
+            .unwrap();
+        (status, body.len(), after - before)
+    }
+}
+
+fn field(e: &capture::EventRec, name: &str) -> i64 {
+    e.fields
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing in {:?}", e.fields))
+        .i64()
+}
+
+/// Bytes sent during the request less those retransmitted: what the client received.
+fn unique_sent(e: &capture::EventRec) -> u64 {
+    (field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS)) as u64
+}
+
+/// The start and end fields every completed request must carry, with sane values.
+fn assert_request_fields(e: &capture::EventRec) {
+    assert!(field(e, fields::CONN_ID) > 0);
+    assert!(field(e, fields::RTT_US) > 0, "{:?}", e.fields);
+    assert!(field(e, fields::RTT_VAR_US) >= 0);
+    assert!(field(e, fields::MIN_RTT_US) > 0);
+    assert!(field(e, fields::CWND_SEGS) > 0);
+    assert!(field(e, fields::REQUESTS_ON_CONN) >= 1);
+    assert!(field(e, fields::CONCURRENT) >= 0);
+    for delta in [
+        fields::DELTA_RETRANS_SEGS,
+        fields::DELTA_SEGS_OUT,
+        fields::DELTA_SEGS_IN,
+        fields::DELTA_BYTES_SENT,
+        fields::DELTA_BYTES_ACKED,
+        fields::DELTA_BYTES_RECEIVED,
+        fields::DELTA_BYTES_RETRANS,
+        fields::DELTA_RWND_LIMITED_US,
+        fields::DELTA_SNDBUF_LIMITED_US,
+    ] {
+        assert!(field(e, delta) >= 0, "{delta}");
+    }
+    assert!(field(e, fields::END_RTT_US) > 0);
+    assert!(field(e, fields::DELIVERY_RATE_BYTES_PER_S) >= 0);
+    assert!(matches!(e.fields[fields::ELAPSED_S], Value::F64(s) if s > 0.0));
+    assert!(
+        e.fields.values().all(|v| !matches!(v, Value::U64(_))),
+        "no u64 fields: {:?}",
+        e.fields
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests.
+
+/// Two requests on one HTTP/1.1 keep-alive connection (axum + `TcpInfoListener`): same
+/// connection id, request numbers 1 and 2, and each its own `bytes_sent` delta (100 KB
+/// and 300 KB responses), equal to what the client's socket says it received.
+#[tokio::test(flavor = "current_thread")]
+async fn keep_alive_requests_share_the_connection_and_have_their_own_deltas() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let app = router().layer(TcpInfoLayer::new().observer(summaries.clone()));
+    let addr = serve_axum(app).await;
+
+    let mut client = H1Client::connect(addr).await;
+    let sizes = [100_000usize, 300_000];
+    let mut client_received = Vec::new();
+    for n in sizes {
+        let (status, len, received) = client.get(&format!("/bytes/{n}")).await;
+        assert_eq!((status, len), (StatusCode::OK, n));
+        client_received.push(received);
+    }
+    wait_until("two tcp.request events", || {
+        captured.events_named("tcp.request").len() == 2
+    })
+    .await;
+
+    let events = captured.requests();
+    let conn_id = field(&events[0], fields::CONN_ID);
+    for (i, (e, n)) in events.iter().zip(sizes).enumerate() {
+        assert_request_fields(e);
+        assert_eq!(e.level, Level::INFO);
+        assert_eq!(field(e, fields::CONN_ID), conn_id, "same connection");
+        assert_eq!(field(e, fields::REQUESTS_ON_CONN), i as i64 + 1);
+        assert_eq!(field(e, fields::CONCURRENT), 0);
+        assert_eq!(e.fields[fields::OUTCOME].str(), "completed");
+        // Bytes sent count retransmissions too; a loaded loopback does retransmit (tail
+        // loss probes while the client task waits for the CPU).
+        let unique = field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS);
+        assert!(
+            (n as i64..=n as i64 + 2048).contains(&unique),
+            "request {i}: {unique} bytes sent for a {n}-byte body: {:?}",
+            e.fields
+        );
+        // The oracle: the client's own socket received exactly what the server's socket
+        // sent during the request.
+        assert_eq!(
+            unique as u64, client_received[i],
+            "request {i}: {:?}",
+            e.fields
+        );
+        // Acked can trail sent by what was in flight at the end snapshot.
+        assert!(field(e, fields::DELTA_BYTES_ACKED) <= unique + 1);
+        // The request head arrived before the start snapshot. (A response still
+        // draining in the socket at its flush ends at the next request's start, whose
+        // head then counts here: at most one small GET.)
+        assert!(field(e, fields::DELTA_BYTES_RECEIVED) < 200);
+    }
+
+    // No current span: the layer made its own, declaring every field, linked to the
+    // connection's root span.
+    let conn_span = captured
+        .spans_named("tcp.connection")
+        .into_iter()
+        .find(|s| s.fields[fields::CONN_ID].i64() == conn_id)
+        .expect("connection span");
+    let request_spans = captured.spans_named("tcp.request");
+    assert_eq!(request_spans.len(), 2);
+    for (e, n) in events.iter().zip(sizes) {
+        let span = captured.span(e.parent.expect("the event has the request span as parent"));
+        assert_eq!(span.name, "tcp.request");
+        assert_eq!(span.fields["http.request.method"].str(), "GET");
+        assert_eq!(span.fields["url.path"].str(), format!("/bytes/{n}"));
+        for name in fields::ALL {
+            assert!(span.declared.iter().any(|d| d == name), "{name} declared");
+            assert_eq!(
+                span.fields.get(*name),
+                e.fields.get(*name),
+                "{name}: span and event agree"
+            );
+        }
+        assert_eq!(span.follows_from.len(), 1);
+        let linked = captured.span(span.follows_from[0]);
+        assert_eq!(linked.name, "tcp.connection");
+        assert_eq!(
+            linked.fields[fields::CONN_ID],
+            conn_span.fields[fields::CONN_ID]
+        );
+    }
+
+    // The observer saw the same numbers, with the same span.
+    let mut summaries = summaries.all();
+    summaries.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    assert_eq!(summaries.len(), 2);
+    for ((s, span), e) in summaries.iter().zip(&events) {
+        assert_eq!(s.connection.id() as i64, conn_id);
+        assert_eq!(s.outcome, BodyOutcome::Completed);
+        assert_eq!(s.method, http::Method::GET);
+        assert_eq!(
+            s.delta.bytes_sent.map(|b| b as i64),
+            Some(field(e, fields::DELTA_BYTES_SENT))
+        );
+        assert_eq!(
+            s.start.and_then(|i| i.rtt).map(|d| d.as_micros() as i64),
+            Some(field(e, fields::RTT_US))
+        );
+        assert!(s.end.is_some());
+        assert_eq!(*span, e.parent);
+        assert_eq!(s.connection.in_flight(), 0);
+    }
+    assert_eq!(&*summaries[1].0.path, "/bytes/300000");
+    assert_eq!(summaries[1].0.connection.requests(), 2);
+    client.task.abort();
+}
+
+/// The same on a multi-threaded runtime (server, client and end reports on different
+/// workers), through an observer: five keep-alive requests, each delta its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_deltas_on_a_multi_threaded_runtime() {
+    let summaries = Summaries::default();
+    let app = router().layer(TcpInfoLayer::new().observer(summaries.clone()));
+    let addr = serve_axum(app).await;
+    let mut client = H1Client::connect(addr).await;
+    let sizes = [1usize, 70_000, 1_000_000, 5, 250_000];
+    let mut client_received = Vec::new();
+    for n in sizes {
+        let (status, len, received) = client.get(&format!("/bytes/{n}")).await;
+        assert_eq!((status, len), (StatusCode::OK, n));
+        client_received.push(received);
+    }
+    wait_until("five summaries", || summaries.all().len() == 5).await;
+    let mut all = summaries.all();
+    all.sort_by_key(|(s, _)| {
+        s.path
+            .trim_start_matches("/bytes/")
+            .parse::<usize>()
+            .unwrap()
+    });
+    let mut by_size: Vec<_> = sizes.iter().copied().zip(client_received).collect();
+    by_size.sort_unstable();
+    for ((s, _), (n, received)) in all.iter().zip(by_size) {
+        assert_eq!(s.outcome, BodyOutcome::Completed);
+        let unique = s.delta.bytes_sent.unwrap() - s.delta.bytes_retrans.unwrap();
+        assert_eq!(unique, received, "{n}: {s:?}");
+        assert!(
+            (n as u64..n as u64 + 2048).contains(&unique),
+            "{n}: {unique}"
+        );
+    }
+    client.task.abort();
+}
+
+/// HTTP/2 with two streams in flight at once on one connection (hyper-util loop with
+/// `WithConnection`): both reported, same connection, one sees the other in flight.
+#[tokio::test(flavor = "current_thread")]
+async fn http2_concurrent_streams_on_one_connection() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let addr = serve_hyper_util(TcpInfoLayer::new().observer(summaries.clone()), 2).await;
+
+    let (tcp, _oracle) = connect_std(addr);
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let get = |n: usize| {
+        let mut sender = sender.clone();
+        async move {
+            let req = Request::get(format!("http://localhost/together/{n}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(req).await.unwrap();
+            assert_eq!(response.version(), http::Version::HTTP_2);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            body.len()
+        }
+    };
+    let (a, b) = tokio::join!(get(20_000), get(30_000));
+    assert_eq!((a, b), (20_000, 30_000));
+    wait_until("two tcp.request events", || {
+        captured.events_named("tcp.request").len() == 2
+    })
+    .await;
+
+    let events = captured.requests();
+    for e in &events {
+        assert_request_fields(e);
+        assert_eq!(e.fields[fields::OUTCOME].str(), "completed");
+        // Each delta covers at least its own body (and may include its neighbour's).
+        let path = captured.span(e.parent.unwrap()).fields["url.path"].clone();
+        let n: i64 = path
+            .str()
+            .strip_prefix("/together/")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sent = field(e, fields::DELTA_BYTES_SENT);
+        assert!(sent >= n, "{path:?}: {sent} bytes sent");
+        assert!(sent <= 50_000 + 2048, "{path:?}: {sent} bytes sent");
+    }
+    assert_eq!(
+        field(&events[0], fields::CONN_ID),
+        field(&events[1], fields::CONN_ID)
+    );
+    let mut numbers: Vec<i64> = events
+        .iter()
+        .map(|e| field(e, fields::REQUESTS_ON_CONN))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2]);
+    let concurrent: Vec<i64> = events
+        .iter()
+        .map(|e| field(e, fields::CONCURRENT))
+        .collect();
+    assert!(
+        concurrent.contains(&1),
+        "one stream saw the other: {concurrent:?}"
+    );
+    let summaries = summaries.all();
+    assert_eq!(summaries.len(), 2);
+    assert!(summaries.iter().any(|(s, _)| s.concurrent == 1));
+    assert_eq!(summaries[0].0.connection.in_flight(), 0);
+    task.abort();
+}
+
+/// The same hyper-util loop speaks HTTP/1.1 too, and the service's error passes through
+/// unchanged while the request is reported as `service_error`.
+#[tokio::test(flavor = "current_thread")]
+async fn service_error_passes_through_and_is_reported() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let addr = serve_hyper_util(TcpInfoLayer::new().observer(summaries.clone()), 1).await;
+
+    let mut client = H1Client::connect(addr).await;
+    let (status, len, _) = client.get("/bytes/1000").await;
+    assert_eq!((status, len), (StatusCode::OK, 1000));
+    client.sender.ready().await.unwrap();
+    // hyper answers a service error by closing the connection without a response.
+    let failed = client.sender.send_request(H1Client::request("/fail")).await;
+    assert!(failed.is_err(), "{failed:?}");
+    wait_until("two tcp.request events", || {
+        captured.events_named("tcp.request").len() == 2
+    })
+    .await;
+    let events = captured.requests();
+    assert_eq!(events[0].fields[fields::OUTCOME].str(), "completed");
+    assert_eq!(events[1].fields[fields::OUTCOME].str(), "service_error");
+    assert_eq!(field(&events[1], fields::REQUESTS_ON_CONN), 2);
+    assert!(field(&events[1], fields::RTT_US) > 0);
+    let summaries = summaries.all();
+    assert_eq!(summaries[1].0.outcome, BodyOutcome::ServiceError);
+    client.task.abort();
+}
+
+/// The client goes away in the middle of a large, slow response: `cancelled`, with the
+/// bytes that did go out.
+#[tokio::test(flavor = "current_thread")]
+async fn client_gone_mid_body_is_cancelled() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let app = router().layer(TcpInfoLayer::new().observer(summaries.clone()));
+    let addr = serve_axum(app).await;
+
+    let mut client = H1Client::connect(addr).await;
+    client.sender.ready().await.unwrap();
+    let response = client
+        .sender
+        .send_request(H1Client::request("/slow/100000000"))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut got = 0;
+    while got < 64 * 1024 {
+        let frame = body.frame().await.unwrap().unwrap();
+        got += frame.into_data().map(|d| d.len()).unwrap_or(0);
+    }
+    drop(body);
+    drop(client.sender);
+    client.task.abort();
+    drop(client.oracle);
+
+    wait_until("the tcp.request event", || {
+        !captured.events_named("tcp.request").is_empty()
+    })
+    .await;
+    let events = captured.requests();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].fields[fields::OUTCOME].str(), "cancelled");
+    assert!(field(&events[0], fields::DELTA_BYTES_SENT) >= 64 * 1024);
+    assert!(field(&events[0], fields::DELTA_BYTES_SENT) < 100_000_000);
+    assert_eq!(summaries.all()[0].0.outcome, BodyOutcome::Cancelled);
+}
+
+/// A body that fails part way is reported as `body_error`; chunked (unknown-length) and
+/// empty bodies complete with their bytes counted.
+#[tokio::test(flavor = "current_thread")]
+async fn body_error_chunked_and_empty_bodies() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let app = router().layer(TcpInfoLayer::new());
+    let addr = serve_axum(app).await;
+
+    let mut client = H1Client::connect(addr).await;
+    let (status, len, chunked_received) = client.get("/chunks/200000").await;
+    assert_eq!((status, len), (StatusCode::OK, 200_000));
+    let (status, len, empty_received) = client.get("/empty").await;
+    assert_eq!((status, len), (StatusCode::NO_CONTENT, 0));
+    let (status, len, head_received) = client.head("/bytes/1000").await;
+    assert_eq!((status, len), (StatusCode::OK, 0));
+    client.sender.ready().await.unwrap();
+    // hyper aborts the connection: the client sees an error, in the head or the body.
+    match client
+        .sender
+        .send_request(H1Client::request("/failing"))
+        .await
+    {
+        Ok(response) => assert!(response.into_body().collect().await.is_err()),
+        Err(e) => assert!(e.is_incomplete_message(), "{e:?}"),
+    }
+    wait_until("four tcp.request events", || {
+        captured.events_named("tcp.request").len() == 4
+    })
+    .await;
+    let events = captured.requests();
+    let outcomes: Vec<&str> = events
+        .iter()
+        .map(|e| e.fields[fields::OUTCOME].str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["completed", "completed", "completed", "body_error"]
+    );
+    // HEAD: a response head with `content-length: 1000` and no body.
+    assert_eq!(unique_sent(&events[2]), head_received);
+    assert!((1..1000).contains(&head_received), "{head_received}");
+    // Chunked: body plus chunk framing, exactly what the client received.
+    assert_eq!(
+        unique_sent(&events[0]),
+        chunked_received,
+        "{:?}",
+        events[0].fields
+    );
+    assert!(chunked_received > 200_000);
+    // Empty body: the response head alone, written after the body "ended".
+    assert_eq!(unique_sent(&events[1]), empty_received);
+    assert!(empty_received > 0);
+    client.task.abort();
+}
+
+/// Composition with `tower_http::trace::TraceLayer`: the fields land on the trace span
+/// made with `request_span!`, the event is its child, and no extra span is made.
+#[tokio::test(flavor = "current_thread")]
+async fn fields_go_on_the_trace_layer_span() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let app = router().layer(TcpInfoLayer::new()).layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &Request<axum::body::Body>| {
+                conniver::request_span!(Level::INFO, "request", uri = %req.uri())
+            },
+        ),
+    );
+    let addr = serve_axum(app).await;
+    let mut client = H1Client::connect(addr).await;
+    let (_, _, received) = client.get("/bytes/5000").await;
+    wait_until("the tcp.request event", || {
+        !captured.events_named("tcp.request").is_empty()
+    })
+    .await;
+
+    assert!(
+        captured.spans_named("tcp.request").is_empty(),
+        "no own span"
+    );
+    let event = &captured.events_named("tcp.request")[0];
+    assert_request_fields(event);
+    let span = captured.span(event.parent.unwrap());
+    assert_eq!(span.name, "request");
+    assert_eq!(span.fields["uri"].str(), "/bytes/5000");
+    for name in fields::ALL {
+        assert_eq!(span.fields.get(*name), event.fields.get(*name), "{name}");
+    }
+    assert_eq!(unique_sent(event), received);
+    assert_eq!(captured.span(span.follows_from[0]).name, "tcp.connection");
+    // TraceLayer's own events still fire in its span.
+    assert!(
+        captured
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.target.starts_with("tower_http") && e.parent == event.parent)
+    );
+    client.task.abort();
+}
+
+/// A current span that did not declare the fields (TraceLayer's default span): the span
+/// gets none of them, the event still carries all; `own_span(true)` makes a child span
+/// that has them.
+#[tokio::test(flavor = "current_thread")]
+async fn undeclared_current_span_and_own_span() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(Level::INFO));
+    let plain = router().layer(TcpInfoLayer::new()).layer(trace.clone());
+    let own = router()
+        .layer(TcpInfoLayer::new().own_span(true))
+        .layer(trace);
+    for (app, own_span) in [(plain, false), (own, true)] {
+        let before = captured.events_named("tcp.request").len();
+        let addr = serve_axum(app).await;
+        let mut client = H1Client::connect(addr).await;
+        client.get("/bytes/10").await;
+        wait_until("the tcp.request event", || {
+            captured.events_named("tcp.request").len() == before + 1
+        })
+        .await;
+        let event = captured.events_named("tcp.request").pop().unwrap();
+        assert_request_fields(&event);
+        let span = captured.span(event.parent.unwrap());
+        if own_span {
+            assert_eq!(span.name, "tcp.request");
+            assert_eq!(captured.span(span.parent.unwrap()).name, "request");
+            assert!(span.fields.contains_key(fields::DELTA_BYTES_SENT));
+        } else {
+            assert_eq!(span.name, "request");
+            assert!(!span.fields.keys().any(|k| k.starts_with("tcp.")));
+        }
+        client.task.abort();
+    }
+}
+
+/// `event_level(DEBUG)` under an INFO subscriber: no event, no own span, but observers
+/// still get every request.
+#[tokio::test(flavor = "current_thread")]
+async fn lower_event_level_is_filtered_but_observers_run() {
+    let (captured, _guard) = capture(Level::INFO);
+    let summaries = Summaries::default();
+    let app = router().layer(
+        TcpInfoLayer::new()
+            .event_level(Level::DEBUG)
+            .observer(summaries.clone()),
+    );
+    let addr = serve_axum(app).await;
+    let mut client = H1Client::connect(addr).await;
+    client.get("/bytes/10").await;
+    client.get("/bytes/10").await;
+    wait_until("two summaries", || summaries.all().len() == 2).await;
+    assert!(captured.events_named("tcp.request").is_empty());
+    assert!(captured.spans_named("tcp.request").is_empty());
+    assert!(
+        summaries
+            .all()
+            .iter()
+            .all(|(s, span)| s.delta.bytes_sent.is_some() && span.is_none())
+    );
+    client.task.abort();
+}
+
+/// A plain tokio listener (no `TcpInfoListener`): requests are served, and one WARN
+/// explains how to fix it, however many requests come.
+#[tokio::test(flavor = "current_thread")]
+async fn missing_connection_warns_once_and_serves() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router().layer(TcpInfoLayer::new().observer(summaries.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    for _ in 0..2 {
+        let mut client = H1Client::connect(addr).await;
+        for _ in 0..2 {
+            let (status, len, _) = client.get("/bytes/100").await;
+            assert_eq!((status, len), (StatusCode::OK, 100));
+        }
+        client.task.abort();
+    }
+    let warnings: Vec<_> = captured
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.level == Level::WARN)
+        .cloned()
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].target, "conniver::layer");
+    let message = warnings[0].fields["message"].str();
+    assert!(message.contains("TcpInfoListener"), "{message}");
+    assert!(
+        message.contains("into_make_service_with_connect_info"),
+        "{message}"
+    );
+    assert!(captured.events_named("tcp.request").is_empty());
+    assert!(summaries.all().is_empty());
+}
+
+/// `Infallible` is what axum services return; make sure a plain tower stack with the
+/// layer is `Clone + Send` and its future `Send` (what axum and hyper-util require).
+#[test]
+fn service_and_future_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let svc = tower::ServiceBuilder::new()
+        .layer(TcpInfoLayer::new())
+        .service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::from("x")))
+        });
+    let mut svc = svc.clone();
+    assert_send(&svc);
+    let fut = tower::Service::call(&mut svc, Request::new(Empty::new()));
+    assert_send(&fut);
+}
