@@ -663,3 +663,82 @@ async fn global_provider_installed_after_the_listener() {
         2.0
     );
 }
+
+/// Every metric the Grafana dashboard queries is one the crate exports, with a suffix
+/// that fits its type; every label it groups or filters by is one the crate (or
+/// Prometheus) sets.
+#[test]
+fn dashboard_queries_exported_names() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dashboards/conniver-grafana.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(s)) => {
+                            out.push(s.clone())
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&dashboard, &mut exprs);
+    assert!(exprs.len() > 15, "{exprs:?}");
+    let labels: BTreeSet<&str> = [
+        "le",
+        "instance",
+        "reason",
+        "server_port",
+        "tcp_close_state",
+        "tcp_congestion_control",
+    ]
+    .into();
+    let mut used = BTreeSet::new();
+    for expr in &exprs {
+        let tokens = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| !t.is_empty());
+        for token in tokens {
+            if token.starts_with("tcp_") && !labels.contains(token) {
+                let ok = names::ALL.iter().any(|m| match m.kind {
+                    "histogram" => ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| token == format!("{}{s}", m.prometheus)),
+                    _ => token == m.prometheus,
+                });
+                assert!(ok, "{token} in {expr:?} is not an exported series");
+                used.insert(token.to_owned());
+            }
+        }
+        // Labels inside `by (...)` and `{...}` selectors.
+        for part in expr.split("by (").skip(1) {
+            for label in part.split(')').next().unwrap().split(',') {
+                assert!(labels.contains(label.trim()), "label {label:?} in {expr:?}");
+            }
+        }
+        for part in expr.split('{').skip(1) {
+            for matcher in part.split('}').next().unwrap().split(',') {
+                let label = matcher.split(['=', '!']).next().unwrap().trim();
+                assert!(labels.contains(label), "label {label:?} in {expr:?}");
+            }
+        }
+    }
+    // The dashboard covers every instrument.
+    for m in names::ALL {
+        assert!(
+            used.iter().any(|u| u.starts_with(m.prometheus)),
+            "{} is on no panel",
+            m.prometheus
+        );
+    }
+}
