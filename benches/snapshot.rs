@@ -20,7 +20,13 @@ fn raw_getsockopt(fd: std::os::fd::RawFd, buf: &mut [u8; 280]) -> u32 {
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: `fd` is an open socket for the whole benchmark; `buf` is writable for `len`.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, buf.as_mut_ptr().cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
     };
     assert_eq!(rc, 0);
     len

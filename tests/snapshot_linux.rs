@@ -38,7 +38,11 @@ fn settled_pair(bytes: usize) -> (TcpStream, TcpStream) {
 fn ss_of(stream: &TcpStream) -> ss::SsSocket {
     let local = stream.local_addr().unwrap().port();
     let peer = stream.peer_addr().unwrap().port();
-    let mut found = ss::query(false, &format!("sport = :{local} and dport = :{peer}"), None);
+    let mut found = ss::query(
+        false,
+        &format!("sport = :{local} and dport = :{peer}"),
+        None,
+    );
     assert_eq!(found.len(), 1, "ss should list exactly our socket");
     found.remove(0)
 }
@@ -58,8 +62,16 @@ fn established_socket_matches_ss() {
     let (srtt_ms, rttvar_ms) = ss.pair("rtt").unwrap();
     let ours_ms = |d: Duration| d.as_secs_f64() * 1e3;
     // ss prints µs/1000 with %g: 3 decimals is its resolution.
-    assert!((ours_ms(info.rtt.unwrap()) - srtt_ms).abs() < 0.0015, "rtt {:?} vs ss {srtt_ms}", info.rtt);
-    assert!((ours_ms(info.rtt_var.unwrap()) - rttvar_ms).abs() < 0.0015, "rttvar {:?} vs {rttvar_ms}", info.rtt_var);
+    assert!(
+        (ours_ms(info.rtt.unwrap()) - srtt_ms).abs() < 0.0015,
+        "rtt {:?} vs ss {srtt_ms}",
+        info.rtt
+    );
+    assert!(
+        (ours_ms(info.rtt_var.unwrap()) - rttvar_ms).abs() < 0.0015,
+        "rttvar {:?} vs {rttvar_ms}",
+        info.rtt_var
+    );
     assert!((ours_ms(info.min_rtt.unwrap()) - ss.num("minrtt").unwrap()).abs() < 0.0015);
     assert!((ours_ms(info.rto.unwrap()) - ss.num("rto").unwrap()).abs() < 0.5);
     assert_eq!(Some(f64::from(info.cwnd_segs.unwrap())), ss.num("cwnd"));
@@ -67,7 +79,10 @@ fn established_socket_matches_ss() {
     assert_eq!(Some(f64::from(info.rx_mss.unwrap())), ss.num("rcvmss"));
     assert_eq!(info.bytes_acked.map(|v| v as f64), ss.num("bytes_acked"));
     assert_eq!(info.bytes_sent.map(|v| v as f64), ss.num("bytes_sent"));
-    assert_eq!(info.bytes_received.map(|v| v as f64), ss.num("bytes_received"));
+    assert_eq!(
+        info.bytes_received.map(|v| v as f64),
+        ss.num("bytes_received")
+    );
     assert_eq!(info.segs_out.map(f64::from), ss.num("segs_out"));
     assert_eq!(info.segs_in.map(f64::from), ss.num("segs_in"));
     assert_eq!(info.data_segs_out.map(f64::from), ss.num("data_segs_out"));
@@ -80,7 +95,8 @@ fn established_socket_matches_ss() {
     // ts/sack on a 6.18 kernel, so those two are checked against the sysctls that
     // decide them on a loopback connection.
     let opts = info.tx_options.unwrap();
-    let sysctl = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
+    let sysctl =
+        |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
     assert_eq!(opts.timestamps, sysctl("tcp_timestamps").trim() != "0");
     assert_eq!(opts.sack, sysctl("tcp_sack").trim() != "0");
     if ss.flags.iter().any(|f| f == "ts") {
@@ -88,7 +104,10 @@ fn established_socket_matches_ss() {
     }
     let (snd, rcv) = ss.fields["wscale"].split_once(',').unwrap();
     assert_eq!(opts.window_scale, Some(snd.parse().unwrap()));
-    assert_eq!(info.rx_options.unwrap().window_scale, Some(rcv.parse().unwrap()));
+    assert_eq!(
+        info.rx_options.unwrap().window_scale,
+        Some(rcv.parse().unwrap())
+    );
     // Windows: ss prints snd_wnd (5.4+) and rcv_wnd (6.2+) on this kernel.
     if let Some(w) = ss.num("snd_wnd") {
         assert_eq!(info.tx_window.map(f64::from), Some(w));
@@ -112,10 +131,19 @@ fn json_has_the_seed_shape() {
     let info = snapshot(&server).unwrap();
     let json = serde_json::to_value(info).unwrap();
     assert_eq!(json["state"], "ESTABLISHED");
-    assert!(json["txOptions"].as_array().unwrap().iter().any(|o| o.as_str().unwrap().starts_with("WindowScale:")));
+    assert!(
+        json["txOptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.as_str().unwrap().starts_with("WindowScale:"))
+    );
     assert_eq!(json["txMSS"], info.tx_mss.unwrap());
     // Go time.Duration: integer nanoseconds.
-    assert_eq!(json["rtt"].as_u64().unwrap(), info.rtt.unwrap().as_nanos() as u64);
+    assert_eq!(
+        json["rtt"].as_u64().unwrap(),
+        info.rtt.unwrap().as_nanos() as u64
+    );
     assert!(json["txCWindowBytes"].as_u64().unwrap() > 0);
     assert!(json["sysInfo"]["rtt"].is_u64());
     // Not asked for: absent, not zero.
@@ -138,15 +166,26 @@ fn companion_reads_on_request() {
     assert_eq!(mem.sndbuf, sndbuf, "SO_MEMINFO sndbuf must equal SO_SNDBUF");
 
     // With BBR, ss prints the same TCP_CC_INFO: "bbr:(bw:Nbps,mrtt:X,...)", bw in bit/s.
-    if let (Some(conniver::tcpinfo::linux::CcInfo::Bbr { bandwidth, min_rtt_us, .. }), true) =
-        (full.cc_info, ss::available())
+    if let (
+        Some(conniver::tcpinfo::linux::CcInfo::Bbr {
+            bandwidth,
+            min_rtt_us,
+            ..
+        }),
+        true,
+    ) = (full.cc_info, ss::available())
     {
         let ss = ss_of(&server);
-        let bbr = ss.fields["bbr"].trim_matches(|c| c == '(' || c == ')').to_string();
+        let bbr = ss.fields["bbr"]
+            .trim_matches(|c| c == '(' || c == ')')
+            .to_string();
         let parts: std::collections::HashMap<_, _> =
             bbr.split(',').filter_map(|kv| kv.split_once(':')).collect();
         let ss_bw = ss::rate_bps(parts["bw"]).unwrap();
-        assert!((ss_bw - bandwidth as f64 * 8.0).abs() <= ss_bw * 0.001 + 8.0, "bbr bw {bandwidth} B/s vs ss {ss_bw} bit/s");
+        assert!(
+            (ss_bw - bandwidth as f64 * 8.0).abs() <= ss_bw * 0.001 + 8.0,
+            "bbr bw {bandwidth} B/s vs ss {ss_bw} bit/s"
+        );
         let ss_mrtt: f64 = parts["mrtt"].parse().unwrap();
         assert!((ss_mrtt - f64::from(min_rtt_us) / 1e3).abs() < 0.0015);
     }
@@ -157,7 +196,10 @@ fn listener_reports_accept_queue_and_backlog() {
     if !ss::available() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -185,13 +227,24 @@ fn listener_reports_accept_queue_and_backlog() {
 
 #[test]
 fn works_with_tokio_and_socket2_types() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        assert_eq!(snapshot(&client).unwrap().state, Some(TcpState::Established));
-        assert_eq!(snapshot(&server).unwrap().state, Some(TcpState::Established));
+        assert_eq!(
+            snapshot(&client).unwrap().state,
+            Some(TcpState::Established)
+        );
+        assert_eq!(
+            snapshot(&server).unwrap().state,
+            Some(TcpState::Established)
+        );
         let sock = socket2::SockRef::from(&server);
         assert_eq!(snapshot(&*sock).unwrap().state, Some(TcpState::Established));
     });
@@ -200,19 +253,31 @@ fn works_with_tokio_and_socket2_types() {
 #[test]
 fn udp_socket_is_not_tcp() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(matches!(snapshot(&udp), Err(Error::NotTcp)), "{:?}", snapshot(&udp));
+    assert!(
+        matches!(snapshot(&udp), Err(Error::NotTcp)),
+        "{:?}",
+        snapshot(&udp)
+    );
 }
 
 #[test]
 fn unix_socket_is_not_tcp() {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    assert!(matches!(snapshot(&a), Err(Error::NotTcp)), "{:?}", snapshot(&a));
+    assert!(
+        matches!(snapshot(&a), Err(Error::NotTcp)),
+        "{:?}",
+        snapshot(&a)
+    );
 }
 
 #[test]
 fn pipe_and_file_are_not_sockets() {
     let (reader, _writer) = std::io::pipe().unwrap();
-    assert!(matches!(snapshot(&reader), Err(Error::NotSocket)), "{:?}", snapshot(&reader));
+    assert!(
+        matches!(snapshot(&reader), Err(Error::NotSocket)),
+        "{:?}",
+        snapshot(&reader)
+    );
     let file = std::fs::File::open("/proc/self/status").unwrap();
     assert!(matches!(snapshot(&file), Err(Error::NotSocket)));
 }

@@ -55,7 +55,11 @@ fn snapshot_does_not_allocate() {
     }
     COUNTING.store(false, Ordering::SeqCst);
     assert!(rtt_sum > 0);
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "snapshot() allocated");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "snapshot() allocated"
+    );
 
     // The counter works: an allocation while counting is seen.
     COUNTING.store(true, Ordering::SeqCst);

@@ -400,6 +400,7 @@ pub struct Info {
 impl Info {
     /// An `Info` with every normalized field `None` around a raw record; decoders fill in
     /// what their platform provides.
+    #[inline]
     pub(crate) fn empty(sys_info: SysInfo) -> Self {
         Info {
             state: None,

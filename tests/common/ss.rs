@@ -30,7 +30,10 @@ impl SsSocket {
 
 /// Whether the `ss` binary is present. Under `CI=true` its absence is a failure.
 pub fn available() -> bool {
-    let ok = Command::new("ss").arg("-V").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("ss")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok && std::env::var("CI").as_deref() == Ok("true") {
         panic!("`ss` (iproute2) is required under CI=true");
     }
@@ -53,7 +56,11 @@ pub fn query(listening: bool, filter: &str, netns: Option<&str>) -> Vec<SsSocket
     cmd.arg(if listening { "-tlinH" } else { "-tinH" });
     cmd.arg(filter);
     let out = cmd.output().expect("run ss");
-    assert!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ss failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -75,7 +82,9 @@ pub fn parse(text: &str) -> Vec<SsSocket> {
             });
             continue;
         }
-        let Some(sock) = sockets.last_mut() else { continue };
+        let Some(sock) = sockets.last_mut() else {
+            continue;
+        };
         let mut tokens = line.split_whitespace().peekable();
         while let Some(tok) = tokens.next() {
             match tok.split_once(':') {
