@@ -7,6 +7,8 @@
 //! Run: `cargo test --test netem_selftest -- --nocapture --test-threads=1`
 //! (needs root; skips otherwise unless `CI=true`).
 
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::io::{Read, Write};

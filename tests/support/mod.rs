@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 #![allow(unreachable_pub)]
 
+#[cfg(target_os = "linux")]
 pub mod netem;
