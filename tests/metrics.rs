@@ -742,3 +742,52 @@ fn dashboard_queries_exported_names() {
         );
     }
 }
+
+/// A view given to the builder replaces the instruments' own boundaries, or drops an
+/// instrument.
+#[test]
+fn views_replace_boundaries_and_drop_instruments() {
+    use opentelemetry_sdk::metrics::{Aggregation, Instrument, Stream};
+    let metrics = PrometheusMetrics::builder()
+        .global(false)
+        .view(|i: &Instrument| {
+            (i.name() == names::CONNECTION_RTT).then(|| {
+                Stream::builder()
+                    .with_aggregation(Aggregation::ExplicitBucketHistogram {
+                        boundaries: vec![0.01, 0.05],
+                        record_min_max: false,
+                    })
+                    .build()
+                    .ok()
+            })?
+        })
+        .view(|i: &Instrument| {
+            (i.name() == names::CONNECTION_CWND).then(|| {
+                Stream::builder()
+                    .with_aggregation(Aggregation::Drop)
+                    .build()
+                    .ok()
+            })?
+        })
+        .build()
+        .unwrap();
+    let meter = metrics.meter();
+    meter
+        .f64_histogram(names::CONNECTION_RTT)
+        .with_unit(names::UNIT_SECONDS)
+        .with_boundaries(names::RTT_BOUNDARIES.to_vec())
+        .build()
+        .record(0.02, &[]);
+    meter
+        .u64_histogram(names::CONNECTION_CWND)
+        .with_boundaries(names::CWND_BOUNDARIES.to_vec())
+        .build()
+        .record(10, &[]);
+    let f = parse_exposition(&metrics.render()).unwrap();
+    let les: Vec<String> = f["tcp_connection_rtt_seconds"]
+        .select("tcp_connection_rtt_seconds_bucket", &[])
+        .map(|s| s.labels["le"].clone())
+        .collect();
+    assert_eq!(les, ["0.01", "0.05", "+Inf"]);
+    assert!(!f.contains_key("tcp_connection_cwnd"));
+}

@@ -1,11 +1,12 @@
 //! A ready `/metrics` endpoint: the OpenTelemetry SDK with the Prometheus exporter.
 
 use std::fmt;
+use std::sync::Arc;
 
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkError;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
 use super::TcpMetrics;
@@ -62,14 +63,18 @@ pub struct PrometheusMetricsBuilder {
     registry: Option<Registry>,
     exporter: Option<opentelemetry_prometheus::ExporterBuilder>,
     resource: Option<Resource>,
+    views: Vec<View>,
     global: bool,
 }
+
+type View = Arc<dyn Fn(&Instrument) -> Option<Stream> + Send + Sync>;
 
 impl fmt::Debug for PrometheusMetricsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrometheusMetricsBuilder")
             .field("exporter", &self.exporter)
             .field("resource", &self.resource)
+            .field("views", &self.views.len())
             .field("global", &self.global)
             .finish_non_exhaustive()
     }
@@ -105,6 +110,44 @@ impl PrometheusMetricsBuilder {
         self
     }
 
+    /// Adds an SDK view (see `SdkMeterProviderBuilder::with_view`): for example other
+    /// bucket boundaries for one instrument, or dropping one.
+    ///
+    /// ```
+    /// use conniver::telemetry::{names, prometheus::PrometheusMetrics};
+    /// use opentelemetry_sdk::metrics::{Aggregation, Instrument, Stream};
+    ///
+    /// let metrics = PrometheusMetrics::builder()
+    ///     .global(false)
+    ///     .view(|i: &Instrument| {
+    ///         (i.name() == names::CONNECTION_RTT).then(|| {
+    ///             Stream::builder()
+    ///                 .with_aggregation(Aggregation::ExplicitBucketHistogram {
+    ///                     boundaries: vec![0.01, 0.05, 0.1, 0.5],
+    ///                     record_min_max: false,
+    ///                 })
+    ///                 .build()
+    ///                 .ok()
+    ///         })?
+    ///     })
+    ///     .view(|i: &Instrument| {
+    ///         (i.name() == names::CONNECTION_CWND)
+    ///             .then(|| Stream::builder().with_aggregation(Aggregation::Drop).build().ok())?
+    ///     })
+    ///     .build()?;
+    /// # let _ = metrics;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Defaults to none: the boundaries of [`names`](super::names).
+    pub fn view<T>(mut self, view: T) -> Self
+    where
+        T: Fn(&Instrument) -> Option<Stream> + Send + Sync + 'static,
+    {
+        self.views.push(Arc::new(view));
+        self
+    }
+
     /// Whether to install the provider as OpenTelemetry's global meter provider, which
     /// the defaults of `TcpInfoListener` and `TcpInfoLayer` record into. With `false`,
     /// register [`PrometheusMetrics::tcp_metrics`] on the listener and the layer
@@ -133,6 +176,9 @@ impl PrometheusMetricsBuilder {
         if let Some(resource) = self.resource {
             provider = provider.with_resource(resource);
         }
+        for view in self.views {
+            provider = provider.with_view(move |i: &Instrument| view(i));
+        }
         let provider = provider.build();
         if self.global {
             opentelemetry::global::set_meter_provider(provider.clone());
@@ -157,6 +203,7 @@ impl PrometheusMetrics {
             registry: None,
             exporter: None,
             resource: None,
+            views: Vec::new(),
             global: true,
         }
     }
