@@ -45,6 +45,19 @@ fn bench(c: &mut Criterion) {
     group.bench_function("conniver_snapshot", |b| {
         b.iter(|| black_box(conniver::snapshot(black_box(&server)).unwrap()))
     });
+    // The user-space part alone: decode + normalize a real 6.18 buffer.
+    let mut real = [0u8; 280];
+    let len = raw_getsockopt(fd, &mut real) as usize;
+    let release = conniver::tcpinfo::linux::KernelRelease::new(6, 18, 0);
+    group.bench_function("decode_only", |b| {
+        b.iter(|| {
+            let raw = conniver::tcpinfo::linux::LinuxTcpInfo::decode(
+                black_box(&real[..len]),
+                Some(release),
+            );
+            black_box(raw.unwrap().to_info())
+        })
+    });
     group.finish();
 
     // Same-run ratio over interleaved rounds (criterion's own estimates are in its report).
