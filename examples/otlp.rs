@@ -55,6 +55,7 @@ mod otlp {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -116,15 +117,19 @@ mod otlp {
         opentelemetry::global::set_meter_provider(meter_provider.clone());
         opentelemetry::global::set_tracer_provider(tracer_provider.clone());
 
-        // --- tracing: logs to stderr, spans to OpenTelemetry ------------------------
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("info,conniver=debug"));
+        // --- tracing: logs to stderr (RUST_LOG, default info), spans to OpenTelemetry
+        // (always info, and debug for conniver: the tcp.tick/tcp.close span events) ---
+        let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
         tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(logs),
+            )
             .with(
                 tracing_opentelemetry::layer()
-                    .with_tracer(tracer_provider.tracer("conniver-example")),
+                    .with_tracer(tracer_provider.tracer("conniver-example"))
+                    .with_filter(EnvFilter::new("info,conniver=debug")),
             )
             .init();
 
