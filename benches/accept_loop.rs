@@ -136,9 +136,12 @@ async fn plain_bytes_per_conn(n: usize) -> f64 {
     (after - before) as f64 / n as f64 + std::mem::size_of::<TcpStream>() as f64
 }
 
-/// The same with `TcpInfoListener` (default configuration, no tracing subscriber).
-async fn tracked_bytes_per_conn(n: usize) -> (f64, usize) {
-    let listener = conniver::TcpInfoListener::bind("127.0.0.1:0")
+/// The same with `TcpInfoListener` (default configuration but `retain_snapshots`, no
+/// tracing subscriber).
+async fn tracked_bytes_per_conn(n: usize, retain: bool) -> (f64, usize) {
+    let listener = conniver::TcpInfoListener::builder()
+        .retain_snapshots(retain)
+        .bind("127.0.0.1:0")
         .await
         .unwrap();
     let child = spawn_clients(listener.local_addr().unwrap(), n + 1);
@@ -206,12 +209,15 @@ fn main() {
     rt.block_on(async {
         let n = 2_000;
         let plain = plain_bytes_per_conn(n).await;
-        let (tracked, size) = tracked_bytes_per_conn(n).await;
+        let (tracked, size) = tracked_bytes_per_conn(n, true).await;
+        let (lean, _) = tracked_bytes_per_conn(n, false).await;
         println!(
-            "memory: plain tokio {plain:.0} B/conn, TcpInfoListener {tracked:.0} B/conn \
-             (TrackedStream itself {size} B), overhead {:.0} B per tracked connection \
-             (target < 512)",
-            tracked - plain
+            "memory: plain tokio {plain:.0} B/conn; TcpInfoListener {tracked:.0} B/conn \
+             (TrackedStream itself {size} B): overhead {:.0} B per tracked connection, \
+             {:.0} B with retain_snapshots(false) (target < 512; one retained Info is {} B)",
+            tracked - plain,
+            lean - plain,
+            std::mem::size_of::<conniver::Info>()
         );
 
         let idle = cpu_percent(conns, None, window).await;

@@ -278,6 +278,35 @@ async fn ticks_off_means_accept_and_close_only() {
     assert_eq!(kinds, [Kind::Accept, Kind::Close]);
 }
 
+#[tokio::test]
+async fn without_retained_snapshots_only_the_close_snapshot_is_kept() {
+    let recorder = Arc::new(Recorder::default());
+    let listener = TcpInfoListener::builder()
+        .tick(Some(TICK))
+        .retain_snapshots(false)
+        .observer(Arc::clone(&recorder))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let conn = stream.connection().clone();
+    client.write_all(b"abc").await.unwrap();
+    let mut buf = [0u8; 3];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert!(conn.snapshot().is_ok());
+    wait_until("a tick", || recorder.count(Kind::Tick) >= 1).await;
+    assert!(conn.accept_info().is_none() && conn.latest().is_none());
+    // Observers still see every snapshot.
+    assert!(recorder.events()[0].info.is_some());
+    drop(stream);
+    assert_eq!(conn.latest().unwrap().bytes_received, Some(3));
+    let summary = recorder.events().last().unwrap().summary.unwrap();
+    assert!(summary.rtt_samples >= 3 && summary.mean_rtt.is_some());
+}
+
 // ---------------------------------------------------------------------------------------
 // Graceful shutdown.
 

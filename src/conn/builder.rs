@@ -22,6 +22,7 @@ pub(crate) struct Config {
     pub(crate) options: SnapshotOptions,
     pub(crate) observers: Vec<Arc<dyn ConnectionObserver>>,
     pub(crate) spans: bool,
+    pub(crate) retain: bool,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             options: SnapshotOptions::NONE,
             observers: crate::telemetry::default_connection_observers(),
             spans: true,
+            retain: true,
         }
     }
 }
@@ -44,6 +46,7 @@ impl fmt::Debug for Config {
             .field("snapshot_options", &self.options)
             .field("observers", &self.observers.len())
             .field("connection_spans", &self.spans)
+            .field("retain_snapshots", &self.retain)
             .finish()
     }
 }
@@ -116,6 +119,21 @@ impl TcpInfoListenerBuilder {
     /// Defaults to `true`.
     pub fn connection_spans(mut self, on: bool) -> Self {
         self.config.spans = on;
+        self
+    }
+
+    /// Whether each open connection keeps its accept snapshot and its most recent one, for
+    /// [`Connection::accept_info`](crate::Connection::accept_info) and
+    /// [`Connection::latest`](crate::Connection::latest). That is one [`Info`] (about
+    /// 1 KiB) per open connection; without it a tracked connection costs about 400 bytes
+    /// (see `docs/accept-loop.md`). The close snapshot is kept either way, and RTT
+    /// statistics, spans and observers are unaffected.
+    ///
+    /// Defaults to `true`.
+    ///
+    /// [`Info`]: crate::Info
+    pub fn retain_snapshots(mut self, on: bool) -> Self {
+        self.config.retain = on;
         self
     }
 

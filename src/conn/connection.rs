@@ -89,12 +89,15 @@ struct Stored {
 }
 
 impl Stored {
-    fn record(&mut self, info: &Info) {
-        // Reuse the allocation once it is no longer shared with `accept`.
-        if let Some(slot) = self.latest.as_mut().and_then(Arc::get_mut) {
-            *slot = *info;
-        } else {
-            self.latest = Some(Arc::new(*info));
+    /// Takes `info` into the RTT statistics and, if `keep`, stores it as `latest`.
+    fn record(&mut self, info: &Info, keep: bool) {
+        if keep {
+            // Reuse the allocation once it is no longer shared with `accept`.
+            if let Some(slot) = self.latest.as_mut().and_then(Arc::get_mut) {
+                *slot = *info;
+            } else {
+                self.latest = Some(Arc::new(*info));
+            }
         }
         if let Some(rtt) = info.rtt {
             self.rtt_sum_us = self
@@ -113,14 +116,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Connection {
     /// Creates the handle at accept: takes the accept snapshot (with the
-    /// congestion-control name) and creates the span. Does not report anything yet.
+    /// congestion-control name, returned too) and creates the span. Does not report
+    /// anything yet.
     pub(crate) fn accepted(
         id: u64,
         peer: SocketAddr,
         local: SocketAddr,
         socket: RevocableSocket,
         config: Arc<Config>,
-    ) -> Connection {
+    ) -> (Connection, Option<Info>) {
         let accepted_at = Instant::now();
         let accepted_at_system = SystemTime::now();
         let mut state = Stored::default();
@@ -128,7 +132,7 @@ impl Connection {
             .snapshot(config.options.congestion_control(true))
             .ok();
         if let Some(info) = &accept {
-            state.record(info);
+            state.record(info, config.retain);
             state.accept = state.latest.clone();
         }
         let congestion_control = accept.as_ref().and_then(|i| i.congestion_control);
@@ -143,7 +147,7 @@ impl Connection {
         } else {
             Span::none()
         };
-        Connection {
+        let conn = Connection {
             inner: Arc::new(Shared {
                 id,
                 peer,
@@ -160,17 +164,17 @@ impl Connection {
                 in_flight: AtomicU32::new(0),
                 after_flush: AfterFlush::default(),
             }),
-        }
+        };
+        (conn, accept)
     }
 
     /// Reports the accept to the observers (before the connection is registered for
     /// ticks).
-    pub(crate) fn report_accept(&self) {
+    pub(crate) fn report_accept(&self, accept: Option<&Info>) {
         let s = &*self.inner;
         let _emit = lock(&s.emit);
-        let accept = lock(&s.state).accept.clone();
         for observer in s.config.observers.iter() {
-            observer.on_accept(self, accept.as_deref());
+            observer.on_accept(self, accept);
         }
     }
 
@@ -183,7 +187,7 @@ impl Connection {
         }
         let Ok(info) = s.socket.snapshot_and(s.config.options, |info| {
             let mut state = lock(&s.state);
-            state.record(info);
+            state.record(info, s.config.retain);
             state.ticks = state.ticks.saturating_add(1);
         }) else {
             return;
@@ -212,7 +216,8 @@ impl Connection {
             .and_then(Result::ok);
         *closed = true;
         if let Some(info) = &info {
-            lock(&s.state).record(info);
+            // The close snapshot is always kept: it is what `latest` means afterwards.
+            lock(&s.state).record(info, true);
         }
         // Responses still waiting for a flush end with the close snapshot, before the
         // connection's own close is reported.
@@ -280,13 +285,16 @@ impl Connection {
     }
 
     /// The snapshot taken at accept (it includes the congestion-control name); `None` if
-    /// it failed or the platform has no TCP info.
+    /// it failed, the platform has no TCP info, or the listener was built with
+    /// [`retain_snapshots(false)`](crate::TcpInfoListenerBuilder::retain_snapshots).
     pub fn accept_info(&self) -> Option<Info> {
         lock(&self.inner.state).accept.as_deref().copied()
     }
 
     /// The most recent snapshot: accept, tick, [`snapshot`](Self::snapshot) (for example
-    /// at a request) or close, whichever came last.
+    /// at a request) or close, whichever came last. With
+    /// [`retain_snapshots(false)`](crate::TcpInfoListenerBuilder::retain_snapshots) only
+    /// the close snapshot is kept (`None` while the connection is open).
     pub fn latest(&self) -> Option<Info> {
         lock(&self.inner.state).latest.as_deref().copied()
     }
@@ -302,8 +310,9 @@ impl Connection {
     /// [`snapshot`](crate::snapshot).
     pub fn snapshot(&self) -> Result<Info, Error> {
         let s = &*self.inner;
-        s.socket
-            .snapshot_and(s.config.options, |info| lock(&s.state).record(info))
+        s.socket.snapshot_and(s.config.options, |info| {
+            lock(&s.state).record(info, s.config.retain);
+        })
     }
 
     /// Whether the stream has been dropped (and the close snapshot taken).

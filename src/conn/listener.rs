@@ -122,9 +122,10 @@ impl TcpInfoListener {
         // Contract of `RevocableSocket`: `TrackedStream::drop` revokes before `stream`
         // closes, and `TrackedStream` never lets the stream go out otherwise.
         let socket = RevocableSocket::new(&stream);
-        let conn = Connection::accepted(id, peer, local, socket, Arc::clone(&self.config));
+        let (conn, accept) =
+            Connection::accepted(id, peer, local, socket, Arc::clone(&self.config));
         // Report the accept before the sampler can see the connection: accept < ticks.
-        conn.report_accept();
+        conn.report_accept(accept.as_ref());
         self.registry.insert(conn.clone());
         sampler::ensure_started(&self.registry, self.config.tick);
         TrackedStream::new(stream, conn, Arc::clone(&self.registry))
