@@ -299,7 +299,7 @@ fn secs(d: Duration) -> f64 {
 // ---------------------------------------------------------------------------------------
 
 /// OpenTelemetry metrics for every connection and request: the `tcp.connection.*` and
-/// `tcp.request.*` instruments of [`names`](super::names).
+/// `tcp.request.*` instruments of [`names`].
 ///
 /// Register it on a listener with
 /// [`TcpInfoListenerBuilder::observer`](crate::TcpInfoListenerBuilder::observer) (as a

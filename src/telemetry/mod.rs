@@ -51,8 +51,6 @@ pub(crate) fn default_connection_observers() -> Vec<Arc<dyn ConnectionObserver>>
 
 /// The request observers a `TcpInfoLayer::new()` starts with: [`TcpMetrics::global()`]
 /// (feature `otel`) and the shared default [`SlowClientPolicy`].
-// Called by `TcpInfoLayer::new()` (in progress in `layer`).
-#[allow(dead_code)]
 pub(crate) fn default_request_observers() -> Vec<Arc<dyn RequestObserver>> {
     vec![
         #[cfg(feature = "otel")]
