@@ -3,7 +3,7 @@
 #![cfg(target_os = "linux")]
 
 mod common {
-    pub mod ss;
+    pub(crate) mod ss;
 }
 
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! `ss -tin` (iproute2) as an outside oracle: the kernel's own tool reading the same
 //! `tcp_info` over netlink.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
 use std::process::Command;
