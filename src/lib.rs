@@ -34,3 +34,8 @@ pub use tcpinfo::{Info, SnapshotOptions, TcpState, snapshot, snapshot_with};
 pub use telemetry::SlowClientPolicy;
 #[cfg(feature = "otel")]
 pub use telemetry::TcpMetrics;
+
+// The README's Rust examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
