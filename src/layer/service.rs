@@ -202,7 +202,9 @@ pub(crate) struct Tracked {
     /// than the caller's current span (already entered by the caller).
     own: bool,
     started: Instant,
-    start: Option<Info>,
+    /// Boxed: an `Info` is about 1 KiB, and `Tracked` moves from the service to the
+    /// future, the body and the flush queue.
+    start: Option<Box<Info>>,
     start_values: StartValues,
     concurrent: u32,
     /// This is the n-th request on its connection.
@@ -222,11 +224,11 @@ impl Tracked {
     fn begin<B>(conn: Connection, config: &Arc<Config>, req: &http::Request<B>) -> Self {
         let started = Instant::now();
         let (nth, concurrent) = conn.begin_request();
-        let start = conn.snapshot().ok();
+        let start = conn.snapshot().ok().map(Box::new);
         let http1 = req.version() < http::Version::HTTP_2;
         if http1 {
             // A response of this connection still draining is complete now.
-            conn.settle(start.as_ref());
+            conn.settle(start.as_deref());
         }
         let conn_span = conn.span().id();
 
@@ -239,7 +241,7 @@ impl Tracked {
             (fields::own_span(config.level, req.method(), path), true)
         };
         span.follows_from(conn_span);
-        let start_values = StartValues::new(conn.id(), start.as_ref(), nth, concurrent);
+        let start_values = StartValues::new(conn.id(), start.as_deref(), nth, concurrent);
         start_values.record(&span);
 
         let request = (!config.observers.is_empty())
@@ -290,7 +292,7 @@ impl Tracked {
         self.conn.end_request();
         if outcome == BodyOutcome::Completed {
             let conn = self.conn.clone();
-            conn.after_flush(Box::new(move |end| self.after_flush(end.copied())));
+            conn.after_flush(Box::new(move |end| self.after_flush(end)));
         } else {
             let end = end_snapshot(&self.conn);
             self.report(end.as_ref(), outcome);
@@ -299,15 +301,15 @@ impl Tracked {
 
     /// The flush after a completed response: report now if the response has left the
     /// socket, else let it [drain](drain).
-    fn after_flush(self, end: Option<Info>) {
+    fn after_flush(self, end: Option<&Info>) {
         // HTTP/1 servers write the whole response before this flush; HTTP/2 may still
         // hold frames of it.
         let progressing = !self.http1;
-        if self.conn.is_closed() || !self.going_out(end.as_ref(), progressing) {
-            return self.report(end.as_ref(), BodyOutcome::Completed);
+        if self.conn.is_closed() || !self.going_out(end, progressing) {
+            return self.report(end, BodyOutcome::Completed);
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.report(end.as_ref(), BodyOutcome::Completed);
+            return self.report(end, BodyOutcome::Completed);
         };
         let conn = self.conn.clone();
         let http1 = self.http1;
@@ -315,7 +317,7 @@ impl Tracked {
         if http1 {
             check_on_flush(Arc::clone(&slot), conn.clone());
         }
-        drop(runtime.spawn(drain(slot, conn, end)));
+        drop(runtime.spawn(drain(slot, conn, end.copied())));
     }
 
     /// Whether the response is still going out at `end`: bytes wait in the socket's
@@ -353,7 +355,7 @@ impl Tracked {
         };
         let summary = RequestSummary {
             connection: self.conn,
-            start: self.start,
+            start: self.start.map(|start| *start),
             end: end.copied(),
             delta,
             elapsed,
