@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Instrumented vs plain axum hello-world (examples/hello_bench.rs) under wrk, in one run.
+#
+#   benches/http_load.sh            # 3 rounds x 5 s per case; ~2 minutes
+#   ROUNDS=5 DURATION=10s benches/http_load.sh
+#
+# Needs wrk (`apt-get install wrk`) and taskset (util-linux); installs nothing. Builds the
+# example in release mode once. Both servers run side by side pinned to one CPU
+# (SERVER_CPU, default 0) and wrk to another (WRK_CPU, default 1), so that client and
+# server do not fight over a core. Plain and instrumented alternate (A/B/A/B…) so drift
+# in the machine's speed hits both alike.
+#
+# Two cases:
+#   keep-alive  wrk -t$THREADS -c$CONNS: many requests per connection;
+#   close       the same with `Connection: close`: one connection per request, so the
+#               listener's accept and close snapshots are paid on every request.
+#
+# Prints each run, then per case: the mean requests/s and p99 of each mode, and for
+# every mode after the first its throughput ratio and p99 change against the first.
+# Targets (docs/performance.md): keep-alive >= 97 % throughput and p99 <= +5 %;
+# close >= 95 % throughput.
+#
+# MODES (default "plain instrumented") picks the servers, first one the baseline; the
+# example also has `listener` (TcpInfoListener only) and `layer-bare` (no default
+# observers), to see where the cost goes.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+BASE_PORT=${BASE_PORT:-39100}
+read -r -a modes <<<"${MODES:-plain instrumented}"
+
+for tool in wrk taskset curl; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install wrk util-linux curl)" >&2; exit 2; }
+done
+
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --example hello_bench
+bin=${CARGO_TARGET_DIR:-target}/release/examples/hello_bench
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start() { # mode port
+    taskset -c "$SERVER_CPU" "$bin" --mode "$1" --port "$2" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$2/" >/dev/null && return 0
+        sleep 0.05
+    done
+    echo "server $1 did not start" >&2
+    exit 1
+}
+declare -A port
+for i in "${!modes[@]}"; do
+    port[${modes[$i]}]=$((BASE_PORT + i))
+    start "${modes[$i]}" "${port[${modes[$i]}]}"
+done
+
+# One wrk run: prints "requests_per_s p99_us".
+run() { # port extra-args...
+    local port=$1
+    shift
+    taskset -c "$WRK_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" \
+        "http://127.0.0.1:$port/" | awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0;
+            if (v ~ /ms$/) return v * 1000;
+            if (v ~ /s$/) return v * 1000000;
+            return v;
+        }
+        $1 == "99%" { p99 = us($2) }
+        $1 == "Requests/sec:" { rps = $2 }
+        $0 ~ /Socket errors/ { errors = $0 }
+        END {
+            if (errors != "") print errors > "/dev/stderr";
+            printf "%s %s\n", rps, p99
+        }'
+}
+
+summary=()
+for case in keep-alive close; do
+    extra=()
+    [ "$case" = close ] && extra=(-H "Connection: close")
+    # Warm-up, not counted.
+    for mode in "${modes[@]}"; do run "${port[$mode]}" "${extra[@]}" >/dev/null; done
+    results=""
+    for round in $(seq "$ROUNDS"); do
+        for mode in "${modes[@]}"; do
+            read -r rps p99 < <(run "${port[$mode]}" "${extra[@]}")
+            printf '%-10s round %d %-12s %10.0f req/s  p99 %8.0f us\n' "$case" "$round" "$mode" "$rps" "$p99"
+            results+="$mode $rps $p99"$'\n'
+        done
+    done
+    summary+=("$(printf '%s' "$results" | awk -v case="$case" -v order="${modes[*]}" '
+        { rps[$1] += $2; p99[$1] += $3; n[$1]++ }
+        END {
+            k = split(order, m, " ");
+            base = m[1];
+            for (i = 1; i <= k; i++) {
+                r = rps[m[i]] / n[m[i]]; p = p99[m[i]] / n[m[i]];
+                printf "%-10s %-12s %8.0f req/s  p99 %6.0f us", case, m[i], r, p;
+                if (i > 1)
+                    printf "  | vs %s: throughput %.1f %%, p99 %+.1f %%", base,
+                        100 * rps[m[i]] / rps[base], 100 * (p99[m[i]] / p99[base] - 1);
+                printf "\n";
+            }
+        }')")
+done
+
+echo
+echo "summary ($ROUNDS rounds x $DURATION, wrk -t$THREADS -c$CONNS, server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU):"
+printf '%s\n' "${summary[@]}"

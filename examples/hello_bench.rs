@@ -1,0 +1,92 @@
+//! An axum hello-world, plain or instrumented with conniver, for load comparisons
+//! (`benches/http_load.sh` runs both under `wrk`).
+//!
+//! ```text
+//! cargo run --release --example hello_bench -- --mode plain --port 3001
+//! cargo run --release --example hello_bench -- --mode instrumented --port 3002
+//! ```
+//!
+//! - `plain`: `tokio::net::TcpListener` + `axum::serve`, nothing else.
+//! - `instrumented`: what the README's quick start does — `TcpInfoListener` (accept,
+//!   tick and close snapshots, the `tcp.connection` span), `TcpInfoLayer` with its
+//!   default observers (OpenTelemetry instruments on the global meter provider, the
+//!   slow-client policy) and `into_make_service_with_connect_info::<Connection>()`.
+//! - `listener`: `TcpInfoListener` alone, no layer (the connection-level cost).
+//! - `layer-bare`: like `instrumented`, without the default observers (the layer's own
+//!   cost on top of `listener`).
+//!
+//! Both log with the same `fmt` subscriber at `RUST_LOG` (default `warn`, as in
+//! production; `RUST_LOG=info` adds the per-request `tcp.request` line to the
+//! instrumented server, which then measures the cost of logging as well).
+
+use axum::Router;
+use axum::routing::get;
+use conniver::{Connection, TcpInfoLayer, TcpInfoListener};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Instrumented,
+    Listener,
+    LayerBare,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: hello_bench --mode plain|instrumented|listener|layer-bare [--port PORT]");
+    std::process::exit(2)
+}
+
+fn args() -> (Mode, u16) {
+    let mut mode = None;
+    let mut port = 3000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--mode", Some(m)) => {
+                mode = Some(match m.as_str() {
+                    "plain" => Mode::Plain,
+                    "instrumented" => Mode::Instrumented,
+                    "listener" => Mode::Listener,
+                    "layer-bare" => Mode::LayerBare,
+                    _ => usage(),
+                })
+            }
+            ("--port", Some(p)) => port = p.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        }
+    }
+    (mode.unwrap_or_else(|| usage()), port)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let (mode, port) = args();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let app = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let addr = ("127.0.0.1", port);
+    let layer = match mode {
+        Mode::Plain => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            return axum::serve(listener, app).await;
+        }
+        Mode::Instrumented => Some(TcpInfoLayer::new()),
+        Mode::Listener => None,
+        Mode::LayerBare => Some(TcpInfoLayer::new().without_default_observers()),
+    };
+    let listener = TcpInfoListener::bind(addr).await?;
+    let app = match layer {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<Connection>(),
+    )
+    .await
+}
