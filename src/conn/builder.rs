@@ -105,11 +105,22 @@ impl TcpInfoListenerBuilder {
     }
 
     /// Adds an observer of every connection's accept, ticks and close. May be called
-    /// several times; observers are called in the order they were added.
+    /// several times; observers are called in the order they were added, after the
+    /// built-in ones.
     ///
-    /// Defaults to none.
+    /// Defaults to the built-in observers only: `TcpMetrics::global()` (feature `otel`)
+    /// and the shared default [`SlowClientPolicy`](crate::SlowClientPolicy) (see
+    /// [`telemetry`](crate::telemetry)).
     pub fn observer(mut self, observer: impl ConnectionObserver) -> Self {
         self.config.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Removes the built-in observers (metrics, slow-client warnings), and any added so
+    /// far; observers added afterwards are kept. Spans are controlled separately with
+    /// [`connection_spans`](Self::connection_spans).
+    pub fn without_default_observers(mut self) -> Self {
+        self.config.observers.clear();
         self
     }
 
