@@ -75,21 +75,30 @@
 //! - **Start**: when the request reaches the layer, i.e. after its head was received and
 //!   parsed. The request's own head is therefore not in `tcp.delta.bytes_received`, nor
 //!   whatever of its body had arrived already.
-//! - **End**, for a response sent to its end: at the connection's first flush after the
-//!   body's last frame, i.e. once the server (hyper) has handed the whole response to
-//!   the kernel. (The body's own end comes *before* that: hyper asks for the next frame
-//!   while it still holds earlier ones in its write buffer.) If the connection closes
-//!   first, the close snapshot is the end.
+//! - **End**, for a response sent to its end: once the kernel has *sent* all of it.
+//!   1. At the connection's first flush after the body's last frame: the server (hyper)
+//!      has then handed the whole response to the kernel. The body's own end comes
+//!      *before* that (hyper asks for the next frame while it still holds earlier ones in
+//!      its write buffer), which is why the layer waits for the flush.
+//!   2. If the socket still holds unsent bytes then (`notsent_bytes > 0`: a slow reader,
+//!      a small receive window, a congested path; or, on HTTP/2, fewer bytes than the
+//!      body's have been sent and the count still grows), the layer reads the socket
+//!      again every RTT or so (1 ms to 200 ms) until they have left, for at most 60 s.
+//!      On HTTP/1 the next request on the connection ends it earlier (its start snapshot
+//!      is then this request's end: the client has read the whole response), and so
+//!      does the connection's close (the close snapshot). The event and the observers
+//!      come then, possibly after the next request's.
 //! - **End**, otherwise: at once, when the inner service returns an error
 //!   (`service_error`), the body yields an error (`body_error`), or the response future
 //!   or body is dropped before its end (`cancelled`: client gone, timeout, shutdown).
 //!
-//! The end snapshot measures what the kernel has *accepted*, not what the client has
-//! received: on a long or slow path the last bytes may still be queued in the socket
-//! (unsent) or in flight (unacknowledged), so `tcp.delta.bytes_acked` can be smaller than
-//! `tcp.delta.bytes_sent`, and data the kernel has not yet transmitted at the end shows
-//! in the next request's deltas. `tcp.delta.bytes_sent` includes the response head and
-//! HTTP framing (and TLS records under TLS).
+//! So the deltas cover the time the response took to leave the server, slow readers
+//! included (`tcp.delta.rwnd_limited_us`), but not the last round trip: the end snapshot
+//! measures what the kernel has *sent*, not what the client has *acknowledged*, so
+//! `tcp.delta.bytes_acked` can be smaller than `tcp.delta.bytes_sent` by the last flight
+//! (those acknowledgements, and any retransmission of that flight, land in the next
+//! request's deltas). `tcp.delta.bytes_sent` includes the response head, HTTP framing,
+//! TLS records under TLS, and retransmissions (`tcp.delta.bytes_retrans`).
 //!
 //! # HTTP/1.1 and HTTP/2
 //! On HTTP/1.1, requests on a keep-alive connection are sequential: each request's deltas
@@ -100,15 +109,18 @@
 //! frames, its neighbours' and the connection's control frames. `tcp.concurrent` says how
 //! many other requests were in flight when it started (0 means the deltas are its own, as
 //! far as the overlap at its start goes). Don't sum deltas over the requests of one HTTP/2
-//! connection; use the connection's own totals (`tcp.close`) for that. HTTP/2 flow
-//! control can also hold a response's last frames back after its body ended, so the end
-//! snapshot (the next flush) may come before they are written.
+//! connection; use the connection's own totals (`tcp.close`) for that. HTTP/2 writes a
+//! response frame by frame after its body ended (at most 16 KiB each, as flow control
+//! allows); the layer waits while the connection's sent bytes grow and are still fewer
+//! than the body's, which a neighbour's traffic can cut short.
 //!
 //! # Cost
-//! Per request: two `getsockopt(TCP_INFO)` (about 1 µs each on Linux), a few atomic
-//! operations and the connection's own locks; the span (if any subscriber wants it), the
-//! event, and one small allocation to defer the end to the flush. `RequestSummary`s
-//! (with a copy of the path) are built only when there are observers.
+//! Per request: two `getsockopt(TCP_INFO)` (about 1.1 µs each on a Linux VM, see
+//! `benches/snapshot.rs`), a few atomic operations and the connection's own locks; one
+//! boxed start snapshot and one boxed callback for the flush; the span (if a subscriber
+//! wants it) and the event. `RequestSummary`s (with a copy of the path) are built only
+//! when there are observers. A response that is still leaving the socket at its flush
+//! costs one task and a socket read per poll. Measured figures: `docs/performance.md`.
 //!
 //! [`Connection`]: crate::Connection
 

@@ -110,12 +110,13 @@ pub struct RequestSummary {
     pub connection: Connection,
     /// Snapshot when the request reached the layer (`None` if it failed).
     pub start: Option<Info>,
-    /// Snapshot when the response body ended (`None` if it failed or the connection was
-    /// already closed).
+    /// Snapshot when the response had left the socket, or at the error or cancellation;
+    /// the close snapshot if the connection closed first (`None` if it failed). See
+    /// [when the snapshots are taken](crate::layer#when-the-snapshots-are-taken).
     pub end: Option<Info>,
     /// `end − start` (all `None` without both snapshots).
     pub delta: TcpDelta,
-    /// From the request reaching the layer to the end of the response body.
+    /// From the request reaching the layer to the end snapshot.
     pub elapsed: Duration,
     /// How the body ended.
     pub outcome: BodyOutcome,
@@ -129,8 +130,9 @@ pub struct RequestSummary {
 }
 
 /// Called at the end of every request that [`TcpInfoLayer`](crate::TcpInfoLayer) saw on
-/// a tracked connection. Runs inline on the request's task when the body ends: keep it
-/// short, non-blocking, and don't panic. `span` is the request's span (the current span
+/// a tracked connection, once, after the end snapshot. Runs inline on the connection's
+/// task (in its write path, or in a small task polling a socket that is still sending
+/// the response): keep it short, non-blocking, and don't panic. `span` is the request's span (the current span
 /// at request start, or the layer's own).
 pub trait RequestObserver: Send + Sync + 'static {
     /// A request's response body ended (or was cancelled).
