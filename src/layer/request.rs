@@ -132,8 +132,8 @@ pub struct RequestSummary {
 /// Called at the end of every request that [`TcpInfoLayer`](crate::TcpInfoLayer) saw on
 /// a tracked connection, once, after the end snapshot. Runs inline on the connection's
 /// task (in its write path, or in a small task polling a socket that is still sending
-/// the response): keep it short, non-blocking, and don't panic. `span` is the request's span (the current span
-/// at request start, or the layer's own).
+/// the response): keep it short, non-blocking, and don't panic. `span` is the request's
+/// span (the current span at request start, or the layer's own).
 pub trait RequestObserver: Send + Sync + 'static {
     /// A request's response body ended (or was cancelled).
     fn on_request_end(&self, request: &RequestSummary, span: &tracing::Span);
