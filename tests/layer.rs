@@ -420,6 +420,10 @@ fn router() -> Router {
             get(|| async { axum::body::Body::new(Failing(false)) }),
         )
         .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/not-modified",
+            get(|| async { (StatusCode::NOT_MODIFIED, "a body hyper does not send") }),
+        )
 }
 
 /// Serves `app` with axum on a `TcpInfoListener`, the way the README says.
@@ -1015,6 +1019,8 @@ async fn body_error_chunked_and_empty_bodies() {
     assert_eq!((status, len), (StatusCode::NO_CONTENT, 0));
     let (status, len, head_received) = client.head("/bytes/1000").await;
     assert_eq!((status, len), (StatusCode::OK, 0));
+    let (status, len, not_modified_received) = client.get("/not-modified").await;
+    assert_eq!((status, len), (StatusCode::NOT_MODIFIED, 0));
     client.sender.ready().await.unwrap();
     // hyper aborts the connection: the client sees an error, in the head or the body.
     match client
@@ -1025,8 +1031,8 @@ async fn body_error_chunked_and_empty_bodies() {
         Ok(response) => assert!(response.into_body().collect().await.is_err()),
         Err(e) => assert!(e.is_incomplete_message(), "{e:?}"),
     }
-    wait_until("four tcp.request events", || {
-        captured.events_named("tcp.request").len() == 4
+    wait_until("five tcp.request events", || {
+        captured.events_named("tcp.request").len() == 5
     })
     .await;
     let events = captured.requests();
@@ -1036,8 +1042,17 @@ async fn body_error_chunked_and_empty_bodies() {
         .collect();
     assert_eq!(
         outcomes,
-        ["completed", "completed", "completed", "body_error"]
+        [
+            "completed",
+            "completed",
+            "completed",
+            "completed",
+            "body_error"
+        ]
     );
+    // 304: the head only, though the handler returned a body.
+    assert_eq!(unique_sent(&events[3]), not_modified_received);
+    assert!((1..200).contains(&not_modified_received));
     // HEAD: a response head with `content-length: 1000` and no body.
     assert_eq!(unique_sent(&events[2]), head_received);
     assert!((1..1000).contains(&head_received), "{head_received}");

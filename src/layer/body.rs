@@ -18,8 +18,8 @@ pin_project! {
     /// reports its end (`is_end_stream`), the end of the stream (`None`), an error
     /// (outcome `body_error`), or the drop (`completed` if every byte of a body of known
     /// length was yielded, since HTTP/1.1 servers stop polling then; `cancelled`
-    /// otherwise). The response to a `HEAD` request, and a body already at its end, end
-    /// the request when the response is ready.
+    /// otherwise). The response to a `HEAD` request, a 204 or 304 response and a body
+    /// already at its end end the request when the response is ready.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
@@ -45,9 +45,16 @@ pin_project! {
 
 impl<B: Body> ResponseBody<B> {
     /// Wraps `inner`, whose length is known from its size hint or else from
-    /// `content_length` (the response header).
-    pub(crate) fn new(inner: B, mut tracked: Option<Tracked>, content_length: Option<u64>) -> Self {
-        if (inner.is_end_stream() || tracked.as_ref().is_some_and(Tracked::is_head))
+    /// `content_length` (the response header). A `bodyless` response (204, 304), like the
+    /// answer to a `HEAD` request, ends the request now: no body goes out.
+    pub(crate) fn new(
+        inner: B,
+        mut tracked: Option<Tracked>,
+        content_length: Option<u64>,
+        bodyless: bool,
+    ) -> Self {
+        let no_body = bodyless || tracked.as_ref().is_some_and(Tracked::is_head);
+        if (no_body || inner.is_end_stream())
             && let Some(tracked) = tracked.take()
         {
             tracked.finish(BodyOutcome::Completed);

@@ -64,7 +64,12 @@ where
         Poll::Ready(match result {
             Ok(response) => {
                 let length = tracked.as_ref().and_then(|_| content_length(&response));
-                Ok(response.map(|body| ResponseBody::new(body, tracked, length)))
+                // HTTP sends no body with these, whatever the response holds.
+                let bodyless = matches!(
+                    response.status(),
+                    http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
+                );
+                Ok(response.map(|body| ResponseBody::new(body, tracked, length, bodyless)))
             }
             Err(e) => {
                 if let Some(tracked) = tracked {
