@@ -35,6 +35,11 @@ use crate::tcpinfo::RevocableSocket;
 /// # Ok(()) }
 /// ```
 ///
+/// In handlers, take `axum::extract::ConnectInfo<Connection>` and call
+/// [`Connection::peer_addr`]: axum implements `Connected` for `SocketAddr` only with its
+/// own listener types, and the orphan rule keeps conniver from adding
+/// `ConnectInfo<SocketAddr>` for this one.
+///
 /// # Accept errors
 /// Errors about one incoming connection (`ECONNABORTED`, `ECONNRESET`, `EPROTO`,
 /// `EPERM`, …) are skipped at once. Resource exhaustion (`EMFILE`, `ENFILE`, `ENOBUFS`,
