@@ -157,6 +157,7 @@ async fn accept_ticks_close_once_each_and_in_order() {
     let recorder = Arc::new(Recorder::default());
     let listener = TcpInfoListener::builder()
         .tick(Some(TICK))
+        .retain_snapshots(true)
         .observer(Arc::clone(&recorder))
         .bind("127.0.0.1:0")
         .await

@@ -33,7 +33,7 @@ impl Default for Config {
             options: SnapshotOptions::NONE,
             observers: crate::telemetry::default_connection_observers(),
             spans: true,
-            retain: true,
+            retain: false,
         }
     }
 }
@@ -138,9 +138,10 @@ impl TcpInfoListenerBuilder {
     /// [`Connection::latest`](crate::Connection::latest). That is one [`Info`] (about
     /// 1 KiB) per open connection; without it a tracked connection costs about 400 bytes
     /// (see `docs/accept-loop.md`). The close snapshot is kept either way, and RTT
-    /// statistics, spans and observers are unaffected.
+    /// statistics, spans and observers are unaffected, and
+    /// [`Connection::snapshot`](crate::Connection::snapshot) always reads fresh.
     ///
-    /// Defaults to `true`.
+    /// Defaults to `false`, so that tracking stays under 512 bytes per connection.
     ///
     /// [`Info`]: crate::Info
     pub fn retain_snapshots(mut self, on: bool) -> Self {

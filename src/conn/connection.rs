@@ -285,16 +285,17 @@ impl Connection {
     }
 
     /// The snapshot taken at accept (it includes the congestion-control name); `None` if
-    /// it failed, the platform has no TCP info, or the listener was built with
-    /// [`retain_snapshots(false)`](crate::TcpInfoListenerBuilder::retain_snapshots).
+    /// it failed, the platform has no TCP info, or the listener was not built with
+    /// [`retain_snapshots(true)`](crate::TcpInfoListenerBuilder::retain_snapshots) (the
+    /// default keeps none, to stay small).
     pub fn accept_info(&self) -> Option<Info> {
         lock(&self.inner.state).accept.as_deref().copied()
     }
 
     /// The most recent snapshot: accept, tick, [`snapshot`](Self::snapshot) (for example
-    /// at a request) or close, whichever came last. With
-    /// [`retain_snapshots(false)`](crate::TcpInfoListenerBuilder::retain_snapshots) only
-    /// the close snapshot is kept (`None` while the connection is open).
+    /// at a request) or close, whichever came last, when the listener was built with
+    /// [`retain_snapshots(true)`](crate::TcpInfoListenerBuilder::retain_snapshots). By
+    /// default only the close snapshot is kept (`None` while the connection is open).
     pub fn latest(&self) -> Option<Info> {
         lock(&self.inner.state).latest.as_deref().copied()
     }
