@@ -2,7 +2,7 @@
 //! span; and `Tracked`, one request between its start and its end report.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -121,8 +121,9 @@ fn warn_missing_connection(config: &Config) {
 
 /// The longest a completed response's report waits for the socket to send it all.
 const MAX_DRAIN: Duration = Duration::from_secs(60);
-/// Bounds of the interval between two reads of a draining socket.
+/// The shortest interval between two reads of a draining socket.
 const MIN_POLL: Duration = Duration::from_millis(1);
+/// The longest interval between two reads of a draining socket.
 const MAX_POLL: Duration = Duration::from_millis(200);
 
 /// A completed response still going out, reported by whichever comes first: the
@@ -134,17 +135,13 @@ type Slot = Arc<Mutex<Option<Tracked>>>;
 /// snapshot: the client has read the whole response) or the connection closes.
 fn check_on_flush(slot: Slot, conn: Connection) {
     conn.clone().after_flush(Box::new(move |end| {
-        let mut guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(tracked) = guard.as_ref() else {
             return;
         };
         let next_request = conn.requests() > tracked.nth;
         if next_request || conn.is_closed() || !tracked.going_out(end, false) {
-            let tracked = guard.take();
-            drop(guard);
-            if let Some(tracked) = tracked {
-                tracked.report(end, BodyOutcome::Completed);
-            }
+            report_from(guard, end);
         } else {
             drop(guard);
             check_on_flush(slot, conn);
@@ -165,7 +162,7 @@ async fn drain(slot: Slot, conn: Connection, mut end: Option<Info>) {
         let before = end.as_ref().and_then(|i| i.bytes_sent);
         end = end_snapshot(&conn);
         let progressing = end.as_ref().and_then(|i| i.bytes_sent) != before;
-        let mut guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(tracked) = guard.as_ref() else {
             return;
         };
@@ -173,13 +170,17 @@ async fn drain(slot: Slot, conn: Connection, mut end: Option<Info>) {
             || conn.is_closed()
             || Instant::now() >= deadline;
         if done {
-            let tracked = guard.take();
-            drop(guard);
-            if let Some(tracked) = tracked {
-                tracked.report(end.as_ref(), BodyOutcome::Completed);
-            }
-            return;
+            return report_from(guard, end.as_ref());
         }
+    }
+}
+
+/// Takes the response out of its slot and reports it, outside the slot's lock.
+fn report_from(mut slot: MutexGuard<'_, Option<Tracked>>, end: Option<&Info>) {
+    let tracked = slot.take();
+    drop(slot);
+    if let Some(tracked) = tracked {
+        tracked.report(end, BodyOutcome::Completed);
     }
 }
 
