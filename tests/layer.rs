@@ -860,6 +860,64 @@ async fn tls_keep_alive_deltas() {
     client.task.abort();
 }
 
+/// A slow reader: a 2 MB response to a client with a small receive buffer that reads
+/// 16 KiB every 5 ms. Hyper hands the response to the kernel long before the client has
+/// it; the request ends only once the socket has sent it all, so its deltas hold the
+/// time the client's window held the server back, and all the bytes.
+#[tokio::test(flavor = "current_thread")]
+async fn slow_reader_is_measured_until_the_response_has_left() {
+    use std::io::{Read, Write};
+    let (captured, _guard) = capture(Level::TRACE);
+    let addr = serve_axum(router().layer(TcpInfoLayer::new())).await;
+    const N: usize = 2_000_000;
+    let client = std::thread::spawn(move || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut stream = std::net::TcpStream::from(socket);
+        write!(stream, "GET /bytes/{N} HTTP/1.1\r\nhost: localhost\r\n\r\n").unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = 0;
+        while got < N {
+            got += stream.read(&mut buf).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (started.elapsed(), stream)
+    });
+    wait_until("the tcp.request event", || {
+        !captured.events_named("tcp.request").is_empty()
+    })
+    .await;
+    let (took, _stream) = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    let e = &captured.requests()[0];
+    assert_request_fields(e);
+    assert_eq!(e.fields[fields::OUTCOME].str(), "completed");
+    let unique = unique_sent(e) as usize;
+    assert!((N..N + 2048).contains(&unique), "{unique}: {:?}", e.fields);
+    assert!(
+        field(e, fields::DELTA_RWND_LIMITED_US) > 100_000,
+        "{:?}",
+        e.fields
+    );
+    let Value::F64(elapsed) = e.fields[fields::ELAPSED_S] else {
+        panic!("elapsed")
+    };
+    // The report came when the last bytes left, not when hyper wrote them: most of the
+    // client's reading time is inside the request.
+    assert!(
+        elapsed > took.as_secs_f64() / 2.0,
+        "{elapsed} s of {took:?}"
+    );
+}
+
 /// HTTP/2 with two streams in flight at once on one connection (hyper-util loop with
 /// `WithConnection`): both reported, same connection, one sees the other in flight.
 #[tokio::test(flavor = "current_thread")]
