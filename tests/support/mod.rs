@@ -3,4 +3,7 @@
 #![allow(unreachable_pub)]
 
 #[cfg(target_os = "linux")]
+pub mod e2e;
+pub mod http;
+#[cfg(target_os = "linux")]
 pub mod netem;
