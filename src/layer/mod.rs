@@ -96,10 +96,10 @@
 //! included (`tcp.delta.rwnd_limited_us`), but not the last round trip: the end snapshot
 //! measures what the kernel has *sent*, not what the client has *acknowledged*, so
 //! `tcp.delta.bytes_acked` can be smaller than `tcp.delta.bytes_sent` by the last flight
-//! (those acknowledgements, and any retransmission of that flight, happen after this
-//! request's end snapshot: they belong to no request's deltas, only to the connection's
-//! totals — the next request's start snapshot is taken after them, so they do not show
-//! in its deltas either). `tcp.delta.bytes_sent` includes the response head, HTTP framing,
+//! (those acknowledgements, and any retransmission of that flight, come after this
+//! request's end snapshot: if they happen before the next request starts they belong to
+//! no request's deltas, only to the connection's totals; if the next request has
+//! already started, they show in its deltas). `tcp.delta.bytes_sent` includes the response head, HTTP framing,
 //! TLS records under TLS, and retransmissions (`tcp.delta.bytes_retrans`).
 //!
 //! # HTTP/1.1 and HTTP/2
