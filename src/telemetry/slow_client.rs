@@ -420,8 +420,13 @@ impl SlowClientPolicy {
                 f.add(SlowReason::RwndLimited);
             }
         }
+        // Before any data has moved either way, the RTT estimate rests on the handshake
+        // alone, where the server's own accept-queue overflow (a retransmitted SYN-ACK)
+        // shows as a ~1 s RTT: that says nothing about the client, so it is not reported.
+        let handshake_only = info.data_segs_out == Some(0) && info.data_segs_in == Some(0);
         if let (Some(limit), Some(rtt)) = (self.rtt_above, f.rtt)
             && rtt > limit
+            && !handshake_only
         {
             f.add(SlowReason::Rtt);
         }
@@ -743,6 +748,27 @@ mod tests {
         assert!(p.check_request(&r).is_empty());
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn tick_rtt_of_a_handshake_only_connection_is_not_blamed_on_the_client() {
+        let (_l, server, _client) = pair(None).await;
+        let idle = server.connection().snapshot().unwrap();
+        assert_eq!((idle.data_segs_out, idle.data_segs_in), (Some(0), Some(0)));
+        let policy = SlowClientPolicy::new();
+        // A SYN-ACK retransmit (accept-queue overflow) leaves a ~1 s handshake RTT.
+        let mut handshake = idle;
+        handshake.rtt = Some(Duration::from_millis(1020));
+        assert!(policy.check_tick(&handshake).is_empty());
+        // Once data has moved, the same RTT is the client's path and is reported.
+        let mut talking = handshake;
+        talking.data_segs_in = Some(1);
+        let f = policy.check_tick(&talking);
+        assert!(
+            f.reasons().any(|r| r == SlowReason::Rtt),
+            "{:?}",
+            f.reasons().collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn bucket_limits_and_reports_suppressed() {
         let p = SlowClientPolicy::new().log_rate(0, 3);
@@ -803,6 +829,8 @@ mod tests {
         let policy = SlowClientPolicy::new().notsent_above(Some(1 << 20));
         let mut tick = conn.snapshot().unwrap();
         tick.rtt = Some(Duration::from_secs(1));
+        // As if a request had arrived: a handshake-only RTT is not reported.
+        tick.data_segs_in = Some(1);
         policy.on_tick(&conn, &tick);
         policy.on_tick(&conn, &tick);
         tick.notsent_bytes = Some(4 << 20);
