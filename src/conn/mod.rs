@@ -28,7 +28,7 @@ mod observer;
 mod registry;
 mod sampler;
 mod service;
-mod span;
+pub(crate) mod span;
 mod stream;
 
 pub use builder::TcpInfoListenerBuilder;

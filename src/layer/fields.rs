@@ -9,6 +9,7 @@ use std::time::Duration;
 use tracing::{Level, Span};
 
 use super::request::{BodyOutcome, TcpDelta};
+use crate::conn::span::{i64_of, us};
 use crate::tcpinfo::Info;
 
 /// `i64`: [`Connection::id`](crate::Connection::id), shared with the `tcp.connection`
@@ -170,16 +171,6 @@ macro_rules! request_span {
             $($fields)*
         )
     };
-}
-
-/// `u64` → `i64`, saturating (span fields are `i64`).
-fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// A duration as `i64` microseconds, saturating.
-fn us(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The values known when the request reaches the layer.

@@ -12,6 +12,7 @@ use tracing::Span;
 use super::metrics::{Attrs, Source};
 #[cfg(feature = "otel")]
 use super::names;
+use crate::conn::span::us;
 use crate::conn::{Connection, ConnectionObserver, ConnectionSummary};
 use crate::layer::{RequestObserver, RequestSummary};
 use crate::tcpinfo::Info;
@@ -174,10 +175,6 @@ impl State {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn us(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Flags slow clients: one `WARN` event per offending request, and one per offending
