@@ -550,6 +550,8 @@ struct H1Client {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     oracle: std::net::TcpStream,
     task: tokio::task::JoinHandle<()>,
+    /// Unique bytes the client's socket sent during the last request (its head).
+    last_sent: u64,
 }
 
 fn connect_std(addr: SocketAddr) -> (tokio::net::TcpStream, std::net::TcpStream) {
@@ -588,6 +590,7 @@ impl H1Client {
             sender,
             oracle,
             task,
+            last_sent: 0,
         }
     }
 
@@ -611,19 +614,16 @@ impl H1Client {
     }
 
     async fn send(&mut self, req: Request<Empty<Bytes>>) -> (StatusCode, usize, u64) {
-        let before = conniver::snapshot(&self.oracle)
-            .unwrap()
-            .bytes_received
-            .unwrap();
+        let before = conniver::snapshot(&self.oracle).unwrap();
         self.sender.ready().await.unwrap();
         let response = self.sender.send_request(req).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        let after = conniver::snapshot(&self.oracle)
-            .unwrap()
-            .bytes_received
-            .unwrap();
-        (status, body.len(), after - before)
+        let after = conniver::snapshot(&self.oracle).unwrap();
+        let unique_sent = |i: conniver::Info| i.bytes_sent.unwrap() - i.bytes_retrans.unwrap();
+        self.last_sent = unique_sent(after) - unique_sent(before);
+        let received = after.bytes_received.unwrap() - before.bytes_received.unwrap();
+        (status, body.len(), received)
     }
 }
 
@@ -686,11 +686,12 @@ async fn keep_alive_requests_share_the_connection_and_have_their_own_deltas() {
 
     let mut client = H1Client::connect(addr).await;
     let sizes = [100_000usize, 300_000];
-    let mut client_received = Vec::new();
+    let (mut client_received, mut client_sent) = (Vec::new(), Vec::new());
     for n in sizes {
         let (status, len, received) = client.get(&format!("/bytes/{n}")).await;
         assert_eq!((status, len), (StatusCode::OK, n));
         client_received.push(received);
+        client_sent.push(client.last_sent);
     }
     wait_until("two tcp.request events", || {
         captured.events_named("tcp.request").len() == 2
@@ -721,12 +722,32 @@ async fn keep_alive_requests_share_the_connection_and_have_their_own_deltas() {
             "request {i}: {:?}",
             e.fields
         );
-        // Acked can trail sent by what was in flight at the end snapshot.
-        assert!(field(e, fields::DELTA_BYTES_ACKED) <= unique + 1);
-        // The request head arrived before the start snapshot. (A response still
-        // draining in the socket at its flush ends at the next request's start, whose
-        // head then counts here: at most one small GET.)
-        assert!(field(e, fields::DELTA_BYTES_RECEIVED) < 200);
+        // Acked trails sent by what was in flight at the end snapshot; on keep-alive
+        // those acknowledgements count in the next request, whose start is this
+        // request's end snapshot.
+        let acked = field(e, fields::DELTA_BYTES_ACKED);
+        let in_flight_before = match i {
+            0 => 0,
+            _ => {
+                let prev = &events[i - 1];
+                field(prev, fields::DELTA_BYTES_SENT)
+                    - field(prev, fields::DELTA_BYTES_RETRANS)
+                    - field(prev, fields::DELTA_BYTES_ACKED)
+            }
+        };
+        assert!(
+            acked <= unique + in_flight_before + 1,
+            "request {i}: acked {acked}, sent {unique}, in flight before {in_flight_before}"
+        );
+        let received = field(e, fields::DELTA_BYTES_RECEIVED);
+        if i == 0 {
+            // The first request's start snapshot comes after its head arrived.
+            assert!(received < 200, "{received}");
+        } else {
+            // Later ones start at the previous request's end: their own head counts,
+            // exactly what the client's socket sent for it.
+            assert_eq!(received as u64, client_sent[i], "request {i}: {:?}", e.fields);
+        }
     }
 
     // No current span: the layer made its own, declaring every field, linked to the

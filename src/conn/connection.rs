@@ -55,6 +55,9 @@ struct Shared {
     /// Requests between `begin_request` and `end_request` (the HTTP layer's count).
     in_flight: AtomicU32,
     after_flush: AfterFlush,
+    /// HTTP/1 (`TcpInfoLayer`): the last request's end snapshot, which is the next
+    /// request's start. Dropped at each tick so that idle connections stay small.
+    boundary: Mutex<Option<Box<Info>>>,
 }
 
 /// Work waiting for the stream's next completed flush: the HTTP layer's end-of-response
@@ -163,6 +166,7 @@ impl Connection {
                 requests: AtomicU64::new(0),
                 in_flight: AtomicU32::new(0),
                 after_flush: AfterFlush::default(),
+                boundary: Mutex::new(None),
             }),
         };
         (conn, accept)
@@ -185,6 +189,9 @@ impl Connection {
         if *closed {
             return;
         }
+        // A request boundary unused for a tick is dropped: an idle keep-alive
+        // connection then holds no `Info`.
+        drop(lock(&s.boundary).take());
         let Ok(info) = s.socket.snapshot_and(s.config.options, |info| {
             let mut state = lock(&s.state);
             state.record(info, s.config.retain);
@@ -363,6 +370,25 @@ impl Connection {
             .inner
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// HTTP/1 (`TcpInfoLayer`): keeps `end`, the end snapshot of request `nth`, as the
+    /// start of the next request — unless that request has begun already or the
+    /// connection has closed.
+    pub(crate) fn keep_boundary(&self, nth: u64, end: Box<Info>) {
+        let s = &*self.inner;
+        let mut slot = lock(&s.boundary);
+        // Under the slot's lock: `take_boundary` of a request that began meanwhile
+        // either ran before (and found nothing) or sees the newer count here.
+        if s.requests.load(Ordering::Relaxed) == nth && !self.is_closed() {
+            *slot = Some(end);
+        }
+    }
+
+    /// The previous request's end snapshot, kept by [`keep_boundary`](Self::keep_boundary),
+    /// if no tick has dropped it since.
+    pub(crate) fn take_boundary(&self) -> Option<Box<Info>> {
+        lock(&self.inner.boundary).take()
     }
 
     /// Runs `f` with a fresh snapshot after the stream's next completed flush (one

@@ -72,9 +72,21 @@
 //! it. The `tcp.request` event carries the fields either way.
 //!
 //! # When the snapshots are taken
-//! - **Start**: when the request reaches the layer, i.e. after its head was received and
-//!   parsed. The request's own head is therefore not in `tcp.delta.bytes_received`, nor
-//!   whatever of its body had arrived already.
+//! - **Start**, on HTTP/1.1 keep-alive: the previous request's end snapshot on the same
+//!   connection. Requests on one HTTP/1.1 connection are sequential, so each request's
+//!   deltas run from where the previous one's ended: they **tile the connection** (their
+//!   sums equal the connection's totals), the request's own head counts in
+//!   `tcp.delta.bytes_received`, and a request costs one socket read instead of two.
+//!   Between the two, the connection only received this request and the
+//!   acknowledgements of the previous response's last flight (see below); the
+//!   start-of-request RTT and congestion window are the values at that end snapshot,
+//!   which an idle connection does not change (the kernel updates them when data
+//!   moves). The shared snapshot is dropped at the connection's next tick if no request
+//!   came, so an idle connection holds none.
+//! - **Start**, otherwise (the first request of a connection, HTTP/2, after a tick):
+//!   a fresh read when the request reaches the layer, i.e. after its head was received
+//!   and parsed; the head is then not in `tcp.delta.bytes_received`, nor whatever of its
+//!   body had arrived already.
 //! - **End**, for a response sent to its end: once the kernel has *sent* all of it.
 //!   1. At the connection's first flush after the body's last frame: the server (hyper)
 //!      has then handed the whole response to the kernel. The body's own end comes
@@ -95,16 +107,18 @@
 //! So the deltas cover the time the response took to leave the server, slow readers
 //! included (`tcp.delta.rwnd_limited_us`), but not the last round trip: the end snapshot
 //! measures what the kernel has *sent*, not what the client has *acknowledged*, so
-//! `tcp.delta.bytes_acked` can be smaller than `tcp.delta.bytes_sent` by the last flight
-//! (those acknowledgements, and any retransmission of that flight, come after this
-//! request's end snapshot: if they happen before the next request starts they belong to
-//! no request's deltas, only to the connection's totals; if the next request has
-//! already started, they show in its deltas). `tcp.delta.bytes_sent` includes the response head, HTTP framing,
-//! TLS records under TLS, and retransmissions (`tcp.delta.bytes_retrans`).
+//! `tcp.delta.bytes_acked` can be smaller than `tcp.delta.bytes_sent` by the last flight.
+//! Those acknowledgements, and any retransmission of that flight, come after this
+//! request's end snapshot: on HTTP/1.1 keep-alive they count in the next request's
+//! deltas (whose `bytes_acked` can then exceed its own `bytes_sent`); after a connection's
+//! last request, only in the connection's totals. `tcp.delta.bytes_sent` includes the
+//! response head, HTTP framing, TLS records under TLS, and retransmissions
+//! (`tcp.delta.bytes_retrans`).
 //!
 //! # HTTP/1.1 and HTTP/2
 //! On HTTP/1.1, requests on a keep-alive connection are sequential: each request's deltas
-//! are its own exchange (response head and body out, the rest of its body in).
+//! are its own exchange (its head and body in, response head and body out), plus the
+//! tail of the previous response's acknowledgements (see above).
 //!
 //! On HTTP/2, streams of one connection run at the same time. The deltas of a request
 //! cover **everything the connection did while that request was in flight**: its own
@@ -117,9 +131,10 @@
 //! than the body's, which a neighbour's traffic can cut short.
 //!
 //! # Cost
-//! Per request: two `getsockopt(TCP_INFO)` (about 1.1 µs each on a Linux VM, see
-//! `benches/snapshot.rs`), a few atomic operations and the connection's own locks; one
-//! boxed start snapshot and one boxed callback for the flush; the span (if a subscriber
+//! Per request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive, two otherwise (about
+//! 1 µs each on a Linux VM, see `benches/snapshot.rs`), a few atomic operations and the
+//! connection's own locks; one boxed snapshot (the start, then the next request's) and
+//! one boxed callback for the flush; the span (if a subscriber
 //! wants it) and the event. `RequestSummary`s (with a copy of the path) are built only
 //! when there are observers. A response that is still leaving the socket at its flush
 //! costs one task and a socket read per poll. Measured figures: `docs/performance.md`.

@@ -108,7 +108,9 @@ impl TcpDelta {
 pub struct RequestSummary {
     /// The connection the request arrived on.
     pub connection: Connection,
-    /// Snapshot when the request reached the layer (`None` if it failed).
+    /// The request's start snapshot: on HTTP/1.1 keep-alive the previous request's end
+    /// snapshot, else a read when the request reached the layer (`None` if it failed).
+    /// See [when the snapshots are taken](crate::layer#when-the-snapshots-are-taken).
     pub start: Option<Info>,
     /// Snapshot when the response had left the socket, or at the error or cancellation;
     /// the close snapshot if the connection closed first (`None` if it failed). See

@@ -225,8 +225,13 @@ impl Tracked {
     fn begin<B>(conn: Connection, config: &Arc<Config>, req: &http::Request<B>) -> Self {
         let started = Instant::now();
         let (nth, concurrent) = conn.begin_request();
-        let start = conn.snapshot().ok().map(Box::new);
         let http1 = req.version() < http::Version::HTTP_2;
+        // HTTP/1: the previous request's end snapshot is this one's start (one read
+        // per request instead of two; see "When the snapshots are taken").
+        let start = (http1 && concurrent == 0)
+            .then(|| conn.take_boundary())
+            .flatten()
+            .or_else(|| conn.snapshot().ok().map(Box::new));
         if http1 {
             // A response of this connection still draining is complete now.
             conn.settle(start.as_deref());
@@ -336,8 +341,9 @@ impl Tracked {
         queued || (short && progressing)
     }
 
-    /// Records the end fields, emits the event, calls the observers.
-    fn report(self, end: Option<&Info>, outcome: BodyOutcome) {
+    /// Records the end fields, emits the event, calls the observers; on HTTP/1 keeps
+    /// the end snapshot as the next request's start.
+    fn report(mut self, end: Option<&Info>, outcome: BodyOutcome) {
         let elapsed = self.started.elapsed();
         let delta = match (&self.start, end) {
             (Some(start), Some(end)) => TcpDelta::between(start, end),
@@ -351,12 +357,23 @@ impl Tracked {
             &self.start_values,
             &end_values,
         );
+        let start = self.start.take();
+        let summary_start = self.request.is_some().then(|| start.as_deref().copied());
+        if self.http1
+            && let Some(end) = end
+            && !self.conn.is_closed()
+        {
+            // Reuse the start's allocation for the boundary.
+            let mut boundary = start.unwrap_or_else(|| Box::new(*end));
+            *boundary = *end;
+            self.conn.keep_boundary(self.nth, boundary);
+        }
         let Some((method, path)) = self.request else {
             return;
         };
         let summary = RequestSummary {
             connection: self.conn,
-            start: self.start.map(|start| *start),
+            start: summary_start.flatten(),
             end: end.copied(),
             delta,
             elapsed,
