@@ -746,7 +746,11 @@ async fn keep_alive_requests_share_the_connection_and_have_their_own_deltas() {
         } else {
             // Later ones start at the previous request's end: their own head counts,
             // exactly what the client's socket sent for it.
-            assert_eq!(received as u64, client_sent[i], "request {i}: {:?}", e.fields);
+            assert_eq!(
+                received as u64, client_sent[i],
+                "request {i}: {:?}",
+                e.fields
+            );
         }
     }
 
