@@ -21,8 +21,8 @@
 # close >= 95 % throughput.
 #
 # MODES (default "plain instrumented") picks the servers, first one the baseline; the
-# example also has `listener` (TcpInfoListener only) and `layer-bare` (no default
-# observers), to see where the cost goes.
+# example also has `listener` (TcpInfoListener only), `layer-bare` (no default
+# observers), to see where the cost goes, and `sampled` (`sample_one_in(8)`).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}

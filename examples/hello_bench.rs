@@ -14,6 +14,8 @@
 //! - `listener`: `TcpInfoListener` alone, no layer (the connection-level cost).
 //! - `layer-bare`: like `instrumented`, without the default observers (the layer's own
 //!   cost on top of `listener`).
+//! - `sampled`: like `instrumented`, measuring one request in 8 of each connection
+//!   (`TcpInfoLayer::sample_one_in(8)`).
 //!
 //! Both log with the same `fmt` subscriber at `RUST_LOG` (default `warn`, as in
 //! production; `RUST_LOG=info` adds the per-request `tcp.request` line to the
@@ -30,10 +32,13 @@ enum Mode {
     Instrumented,
     Listener,
     LayerBare,
+    Sampled,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: hello_bench --mode plain|instrumented|listener|layer-bare [--port PORT]");
+    eprintln!(
+        "usage: hello_bench --mode plain|instrumented|listener|layer-bare|sampled [--port PORT]"
+    );
     std::process::exit(2)
 }
 
@@ -49,6 +54,7 @@ fn args() -> (Mode, u16) {
                     "instrumented" => Mode::Instrumented,
                     "listener" => Mode::Listener,
                     "layer-bare" => Mode::LayerBare,
+                    "sampled" => Mode::Sampled,
                     _ => usage(),
                 })
             }
@@ -78,6 +84,7 @@ async fn main() -> std::io::Result<()> {
         Mode::Instrumented => Some(TcpInfoLayer::new()),
         Mode::Listener => None,
         Mode::LayerBare => Some(TcpInfoLayer::new().without_default_observers()),
+        Mode::Sampled => Some(TcpInfoLayer::new().sample_one_in(8)),
     };
     let listener = TcpInfoListener::bind(addr).await?;
     let app = match layer {

@@ -847,6 +847,75 @@ async fn keep_alive_deltas_on_a_multi_threaded_runtime() {
     client.task.abort();
 }
 
+/// `sample_one_in(3)`: of seven keep-alive requests, the 1st, 4th and 7th are measured
+/// (fields, event, observer); the others are served untouched. A measured request after
+/// unmeasured ones starts with a fresh read, so its deltas are still its own response.
+#[tokio::test(flavor = "current_thread")]
+async fn sample_one_in_measures_every_nth_request_of_a_connection() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let app = router().layer(
+        TcpInfoLayer::new()
+            .without_default_observers()
+            .observer(summaries.clone())
+            .sample_one_in(3),
+    );
+    let addr = serve_axum(app).await;
+    let mut client = H1Client::connect(addr).await;
+    let sizes = [1000usize, 2000, 3000, 40_000, 5000, 6000, 70_000];
+    let mut client_received = Vec::new();
+    for n in sizes {
+        let (status, len, received) = client.get(&format!("/bytes/{n}")).await;
+        assert_eq!((status, len), (StatusCode::OK, n));
+        client_received.push(received);
+    }
+    // One more connection: its first request is measured whatever the others did.
+    let mut other = H1Client::connect(addr).await;
+    assert_eq!(other.get("/bytes/10").await.1, 10);
+    wait_until("four summaries", || summaries.all().len() == 4).await;
+
+    let mut events = captured.requests();
+    events.sort_by_key(|e| {
+        (
+            field(e, fields::CONN_ID),
+            field(e, fields::REQUESTS_ON_CONN),
+        )
+    });
+    let numbers: Vec<i64> = events
+        .iter()
+        .map(|e| field(e, fields::REQUESTS_ON_CONN))
+        .collect();
+    assert_eq!(numbers, [1, 4, 7, 1], "{events:?}");
+    for e in &events[..3] {
+        let nth = field(e, fields::REQUESTS_ON_CONN) as usize;
+        assert_request_fields(e);
+        let unique = field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS);
+        assert_eq!(
+            unique as u64,
+            client_received[nth - 1],
+            "request {nth}: {:?}",
+            e.fields
+        );
+        // A fresh start snapshot: the head had arrived already.
+        assert!(
+            field(e, fields::DELTA_BYTES_RECEIVED) < 200,
+            "{:?}",
+            e.fields
+        );
+    }
+    // The connection still counts every request.
+    let all = summaries.all();
+    let conn = all
+        .iter()
+        .map(|(s, _)| &s.connection)
+        .find(|c| c.id() as i64 == field(&events[0], fields::CONN_ID))
+        .unwrap();
+    assert_eq!(conn.requests(), 7);
+    assert_eq!(conn.in_flight(), 0);
+    client.task.abort();
+    other.task.abort();
+}
+
 /// Under TLS the response's bytes still reach the kernel at the flush (tokio-rustls
 /// flushes the tracked stream last): keep-alive deltas equal what the client's TCP
 /// socket received, TLS records included.

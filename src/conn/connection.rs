@@ -55,9 +55,9 @@ struct Shared {
     /// Requests between `begin_request` and `end_request` (the HTTP layer's count).
     in_flight: AtomicU32,
     after_flush: AfterFlush,
-    /// HTTP/1 (`TcpInfoLayer`): the last request's end snapshot, which is the next
-    /// request's start. Dropped at each tick so that idle connections stay small.
-    boundary: Mutex<Option<Box<Info>>>,
+    /// HTTP/1 (`TcpInfoLayer`): the end snapshot of request n, the start of request
+    /// n + 1. Dropped at each tick so that idle connections stay small.
+    boundary: Mutex<Option<(u64, Box<Info>)>>,
 }
 
 /// Work waiting for the stream's next completed flush: the HTTP layer's end-of-response
@@ -355,12 +355,17 @@ impl Connection {
         self.inner.in_flight.load(Ordering::Relaxed)
     }
 
-    /// A request starts (`TcpInfoLayer`): counts it; returns its number on the connection
-    /// (1 for the first) and how many others were in flight.
-    pub(crate) fn begin_request(&self) -> (u64, u32) {
+    /// A request starts (`TcpInfoLayer`): counts it; returns its number on the
+    /// connection (1 for the first).
+    pub(crate) fn count_request(&self) -> u64 {
         let s = &*self.inner;
-        let nth = s.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        (nth, s.in_flight.fetch_add(1, Ordering::Relaxed))
+        s.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// A counted request will be measured (`TcpInfoLayer`): returns how many others are
+    /// in flight. Balanced by [`end_request`](Self::end_request).
+    pub(crate) fn begin_request(&self) -> u32 {
+        self.inner.in_flight.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A request started with [`begin_request`](Self::begin_request) ends.
@@ -381,14 +386,18 @@ impl Connection {
         // Under the slot's lock: `take_boundary` of a request that began meanwhile
         // either ran before (and found nothing) or sees the newer count here.
         if s.requests.load(Ordering::Relaxed) == nth && !self.is_closed() {
-            *slot = Some(end);
+            *slot = Some((nth, end));
         }
     }
 
-    /// The previous request's end snapshot, kept by [`keep_boundary`](Self::keep_boundary),
-    /// if no tick has dropped it since.
-    pub(crate) fn take_boundary(&self) -> Option<Box<Info>> {
-        lock(&self.inner.boundary).take()
+    /// The end snapshot of request `nth − 1`, kept by
+    /// [`keep_boundary`](Self::keep_boundary), if no tick has dropped it since.
+    pub(crate) fn take_boundary(&self, nth: u64) -> Option<Box<Info>> {
+        let mut slot = lock(&self.inner.boundary);
+        match slot.take() {
+            Some((n, info)) if n.checked_add(1) == Some(nth) => Some(info),
+            _ => None,
+        }
     }
 
     /// Runs `f` with a fresh snapshot after the stream's next completed flush (one
@@ -423,6 +432,15 @@ impl Connection {
     pub(crate) fn settle(&self, info: Option<&Info>) {
         if self.inner.after_flush.pending.load(Ordering::Acquire) {
             self.run_after_flush(info);
+        }
+    }
+
+    /// [`settle`](Self::settle) with a fresh snapshot, read only if something waits: an
+    /// HTTP/1 request that the layer does not measure still ends the previous response.
+    pub(crate) fn settle_now(&self) {
+        if self.inner.after_flush.pending.load(Ordering::Acquire) {
+            let info = self.snapshot().ok();
+            self.run_after_flush(info.as_ref());
         }
     }
 

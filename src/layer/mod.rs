@@ -138,6 +138,8 @@
 //! wants it) and the event. `RequestSummary`s (with a copy of the path) are built only
 //! when there are observers. A response that is still leaving the socket at its flush
 //! costs one task and a socket read per poll. Measured figures: `docs/performance.md`.
+//! Where even that shows (hello-world-sized requests), [`TcpInfoLayer::sample_one_in`]
+//! measures one request in `n` of each connection and leaves the others untouched.
 //!
 //! [`Connection`]: crate::Connection
 

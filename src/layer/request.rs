@@ -131,8 +131,10 @@ pub struct RequestSummary {
     pub path: Arc<str>,
 }
 
-/// Called at the end of every request that [`TcpInfoLayer`](crate::TcpInfoLayer) saw on
-/// a tracked connection, once, after the end snapshot. Runs inline on the connection's
+/// Called at the end of every request that [`TcpInfoLayer`](crate::TcpInfoLayer)
+/// measured on a tracked connection (all of them unless
+/// [`sample_one_in`](crate::TcpInfoLayer::sample_one_in) says otherwise), once, after
+/// the end snapshot. Runs inline on the connection's
 /// task (in its write path, or in a small task polling a socket that is still sending
 /// the response): keep it short, non-blocking, and don't panic. `span` is the request's
 /// span (the current span at request start, or the layer's own).

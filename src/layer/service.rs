@@ -76,7 +76,15 @@ where
             warn_missing_connection(&self.config);
             return ResponseFuture::new(self.inner.call(req), None);
         };
-        let tracked = Tracked::begin(conn.clone(), &self.config, &req);
+        let nth = conn.count_request();
+        if !self.config.measures(nth) {
+            if req.version() < http::Version::HTTP_2 {
+                // This request means the previous response has been read in full.
+                conn.settle_now();
+            }
+            return ResponseFuture::new(self.inner.call(req), None);
+        }
+        let tracked = Tracked::begin(conn.clone(), &self.config, &req, nth);
         let inner = {
             let _entered = tracked.enter();
             self.inner.call(req)
@@ -222,14 +230,14 @@ pub(crate) struct Tracked {
 
 impl Tracked {
     /// The start: counts the request, reads the socket, picks and fills the span.
-    fn begin<B>(conn: Connection, config: &Arc<Config>, req: &http::Request<B>) -> Self {
+    fn begin<B>(conn: Connection, config: &Arc<Config>, req: &http::Request<B>, nth: u64) -> Self {
         let started = Instant::now();
-        let (nth, concurrent) = conn.begin_request();
+        let concurrent = conn.begin_request();
         let http1 = req.version() < http::Version::HTTP_2;
         // HTTP/1: the previous request's end snapshot is this one's start (one read
         // per request instead of two; see "When the snapshots are taken").
         let start = (http1 && concurrent == 0)
-            .then(|| conn.take_boundary())
+            .then(|| conn.take_boundary(nth))
             .flatten()
             .or_else(|| conn.snapshot().ok().map(Box::new));
         if http1 {
