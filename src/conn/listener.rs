@@ -48,6 +48,9 @@ use crate::tcpinfo::RevocableSocket;
 /// never stops because of them.
 pub struct TcpInfoListener {
     inner: TcpListener,
+    /// The bound address when it names one IP: then every accepted connection's local
+    /// address, known without a `getsockname` per accept.
+    bound: Option<SocketAddr>,
     registry: Arc<Registry>,
     config: Arc<Config>,
 }
@@ -72,8 +75,13 @@ impl TcpInfoListener {
     }
 
     pub(crate) fn with_config(listener: TcpListener, config: Config) -> Self {
+        let bound = listener
+            .local_addr()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified());
         TcpInfoListener {
             inner: listener,
+            bound,
             registry: Registry::new(),
             config: Arc::new(config),
         }
@@ -119,10 +127,14 @@ impl TcpInfoListener {
     }
 
     fn track(&self, stream: TcpStream, peer: SocketAddr) -> TrackedStream {
-        let local = stream
-            .local_addr()
-            .or_else(|_| self.inner.local_addr())
-            .unwrap_or(peer);
+        let local = match self.bound {
+            Some(bound) => bound,
+            // Bound to 0.0.0.0 or [::]: the connection's own address says which IP.
+            None => stream
+                .local_addr()
+                .or_else(|_| self.inner.local_addr())
+                .unwrap_or(peer),
+        };
         let id = self.registry.allocate_id();
         // Contract of `RevocableSocket`: `TrackedStream::drop` revokes before `stream`
         // closes, and `TrackedStream` never lets the stream go out otherwise.
@@ -182,5 +194,32 @@ impl axum::serve::Listener for TcpInfoListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local address comes from the listener when it names one IP, and from the
+    /// connection itself behind a wildcard bind: never `0.0.0.0`.
+    #[tokio::test]
+    async fn local_address_of_specific_and_wildcard_binds() {
+        for bind in ["127.0.0.1:0", "0.0.0.0:0"] {
+            let listener = TcpInfoListener::builder()
+                .tick(None)
+                .bind(bind)
+                .await
+                .unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            assert_eq!(stream.local_addr(), client.peer_addr().unwrap(), "{bind}");
+            assert_eq!(
+                stream.connection().local_addr(),
+                stream.get_ref().local_addr().unwrap()
+            );
+        }
     }
 }
