@@ -77,6 +77,8 @@ struct FlushQueue {
     /// Set at close, after which callbacks run at once with the close snapshot.
     closed: bool,
     waiting: VecDeque<OnFlush>,
+    /// Callbacks for the close snapshot only ([`Connection::at_close`]).
+    at_close: Vec<OnFlush>,
 }
 
 /// What a connection remembers of its snapshots.
@@ -228,8 +230,15 @@ impl Connection {
         }
         // Responses still waiting for a flush end with the close snapshot, before the
         // connection's own close is reported.
-        lock(&s.after_flush.queue).closed = true;
+        let at_close = {
+            let mut queue = lock(&s.after_flush.queue);
+            queue.closed = true;
+            std::mem::take(&mut queue.at_close)
+        };
         self.run_after_flush(info.as_ref());
+        for f in at_close {
+            f(info.as_ref());
+        }
         let summary = self.summary(info.as_ref());
         if s.config.spans {
             span::close(self, &summary, s.config.tick_level);
@@ -413,6 +422,19 @@ impl Connection {
         }
         queue.waiting.push_back(f);
         a.pending.store(true, Ordering::Release);
+    }
+
+    /// Runs `f` with the close snapshot when the connection closes (at once with it if
+    /// it is closed already). For the last response on an HTTP/1 connection
+    /// (`Connection: close`), which the close follows at once: one read serves both.
+    pub(crate) fn at_close(&self, f: OnFlush) {
+        let mut queue = lock(&self.inner.after_flush.queue);
+        if queue.closed {
+            drop(queue);
+            f(self.latest().as_ref());
+            return;
+        }
+        queue.at_close.push(f);
     }
 
     /// The stream's `poll_flush` completed: runs what [`after_flush`](Self::after_flush)

@@ -60,9 +60,12 @@ where
             let _entered = this.tracked.as_ref().and_then(Tracked::enter);
             ready!(this.inner.poll(cx))
         };
-        let tracked = this.tracked.take();
+        let mut tracked = this.tracked.take();
         Poll::Ready(match result {
             Ok(response) => {
+                if let Some(tracked) = tracked.as_mut() {
+                    tracked.response_head(response.headers());
+                }
                 let length = tracked.as_ref().and_then(|_| content_length(&response));
                 // HTTP sends no body with these, whatever the response holds.
                 let bodyless = matches!(

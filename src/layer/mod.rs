@@ -100,6 +100,12 @@
 //!      is then this request's end: the client has read the whole response), and so
 //!      does the connection's close (the close snapshot). The event and the observers
 //!      come then, possibly after the next request's.
+//! - **End**, for the last response of an HTTP/1 connection (`Connection: close` from
+//!   either side, or HTTP/1.0 without keep-alive): the connection's close snapshot,
+//!   which the listener takes right after the server has written the response and shut
+//!   the connection down, before the socket closes. One read serves both; the end state
+//!   is then `FIN_WAIT1` or later rather than `ESTABLISHED`. A response still in the
+//!   socket at the close is reported with the close snapshot either way (see above).
 //! - **End**, otherwise: at once, when the inner service returns an error
 //!   (`service_error`), the body yields an error (`body_error`), or the response future
 //!   or body is dropped before its end (`cancelled`: client gone, timeout, shutdown).
@@ -131,8 +137,9 @@
 //! than the body's, which a neighbour's traffic can cut short.
 //!
 //! # Cost
-//! Per request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive, two otherwise (about
-//! 1 µs each on a Linux VM, see `benches/snapshot.rs`), a few atomic operations and the
+//! Per request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive and for a
+//! connection's last response, two otherwise (about 1 µs each on a Linux VM, see
+//! `benches/snapshot.rs`), a few atomic operations and the
 //! connection's own locks; one boxed snapshot (the start, then the next request's) and
 //! one boxed callback for the flush; the span (if a subscriber
 //! wants it) and the event. `RequestSummary`s (with a copy of the path) are built only

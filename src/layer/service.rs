@@ -127,6 +127,24 @@ fn warn_missing_connection(config: &Config) {
     );
 }
 
+/// Whether an HTTP/1 message with these headers ends its connection: a `close` token
+/// in `Connection`, or HTTP/1.0 without `keep-alive`.
+fn closes_after(version: http::Version, headers: &http::HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if version <= http::Version::HTTP_10 {
+        !has("keep-alive")
+    } else {
+        has("close")
+    }
+}
+
 /// The longest a completed response's report waits for the socket to send it all.
 const MAX_DRAIN: Duration = Duration::from_secs(60);
 /// The shortest interval between two reads of a draining socket.
@@ -224,6 +242,9 @@ pub(crate) struct Tracked {
     head: bool,
     /// HTTP/1.x: requests on the connection are sequential.
     http1: bool,
+    /// HTTP/1.x: the connection closes after this response (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive).
+    last: bool,
     /// Method and path, kept only when there are observers to hand them to.
     request: Option<(http::Method, Arc<str>)>,
 }
@@ -273,8 +294,15 @@ impl Tracked {
             body_bytes: 0,
             head: req.method() == http::Method::HEAD,
             http1,
+            last: http1 && closes_after(req.version(), req.headers()),
             request,
         }
+    }
+
+    /// The response's head: `Connection: close` there makes this the connection's last
+    /// response too.
+    pub(crate) fn response_head(&mut self, headers: &http::HeaderMap) {
+        self.last |= self.http1 && closes_after(http::Version::HTTP_11, headers);
     }
 
     /// Counts `n` body bytes handed to the server.
@@ -304,7 +332,14 @@ impl Tracked {
     /// it. Anything else is reported at once.
     pub(crate) fn finish(self, outcome: BodyOutcome) {
         self.conn.end_request();
-        if outcome == BodyOutcome::Completed {
+        if outcome == BodyOutcome::Completed && self.last {
+            // The server closes the connection once this response is out: the close
+            // snapshot (taken before the socket closes) is the end snapshot, which
+            // saves a read. A response still in the socket then is reported the same
+            // way as one still draining when the connection closes.
+            let conn = self.conn.clone();
+            conn.at_close(Box::new(move |end| self.report(end, outcome)));
+        } else if outcome == BodyOutcome::Completed {
             let conn = self.conn.clone();
             conn.after_flush(Box::new(move |end| self.after_flush(end)));
         } else {
