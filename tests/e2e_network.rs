@@ -25,12 +25,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -43,9 +41,8 @@ use conniver::{Connection, Info, RequestObserver, RequestSummary, TcpInfoLayer, 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Frame};
 use hyper_util::rt::TokioIo;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::SubscriberExt as _;
 
+use support::capture::{self, Captured, TextFields};
 use support::e2e::client_quickack;
 use support::netem::{Link, LinkBuilder, LinkStats, serial, skip_or_fail};
 
@@ -117,56 +114,9 @@ fn ss_value(ss: &str, key: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // Captured slow-client warnings (one global subscriber for this test binary).
 
-type Fields = BTreeMap<String, String>;
-
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<Fields>>>);
-
-struct Visitor<'a>(&'a mut Fields);
-
-impl Visit for Visitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == SLOW_CLIENT_TARGET {
-            let mut fields = Fields::new();
-            event.record(&mut Visitor(&mut fields));
-            fields.insert("level".into(), event.metadata().level().to_string());
-            self.0.lock().unwrap().push(fields);
-        }
-    }
-}
-
-impl Warnings {
-    /// The process-wide capture, installed as the global subscriber on first use.
-    fn global() -> &'static Warnings {
-        static CAPTURE: OnceLock<Warnings> = OnceLock::new();
-        CAPTURE.get_or_init(|| {
-            let capture = Warnings::default();
-            tracing::subscriber::set_global_default(
-                tracing_subscriber::registry().with(capture.clone()),
-            )
-            .expect("global subscriber");
-            capture
-        })
-    }
-
-    fn for_peer(&self, peer: SocketAddr) -> Vec<Fields> {
-        let peer = peer.to_string();
-        let events = self.0.lock().unwrap();
-        events
-            .iter()
-            .filter(|e| e.get("tcp.peer") == Some(&peer))
-            .cloned()
-            .collect()
-    }
+/// The slow-client warnings, captured by the global subscriber (installed on first use).
+fn slow_client_warnings() -> &'static Captured {
+    capture::global(SLOW_CLIENT_TARGET)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -738,7 +688,7 @@ fn rwnd_share(r: &RequestSummary) -> (Duration, f64) {
 #[test]
 fn slow_reader_is_rwnd_limited_and_warned_a_fast_one_is_not() {
     let _serial = serial();
-    Warnings::global();
+    slow_client_warnings();
     let Some(link) = link_or_skip(Link::builder().delay(Duration::from_millis(5))) else {
         return;
     };
@@ -782,7 +732,7 @@ const SLOW_SIZE: usize = 1 << 20;
 /// warning; `Err` if the fast client looked slow.
 async fn slow_and_fast(link: &Link, server: &Server, attempt: u32) -> Result<(), String> {
     const SIZE: usize = SLOW_SIZE;
-    let warnings = Warnings::global();
+    let warnings = slow_client_warnings();
     let mut slow = Client::connect(link, server.addr, Some(SLOW_RCVBUF)).await;
     let mut fast = Client::connect(link, server.addr, None).await;
     let slow_path = format!("/data/{SIZE}/slow{attempt}");
@@ -832,7 +782,7 @@ async fn slow_and_fast(link: &Link, server: &Server, attempt: u32) -> Result<(),
     }
 
     let request_warning = || {
-        let events = warnings.for_peer(slow.local);
+        let events = warnings.matching("tcp.peer", &slow.local.to_string());
         events
             .into_iter()
             .filter(|e| e["source"] == "request")
@@ -856,7 +806,7 @@ async fn slow_and_fast(link: &Link, server: &Server, attempt: u32) -> Result<(),
     // The listener's ticks (every 500 ms here) may flag the connection too: at most
     // once per reason, and for the same reason.
     let ticks: Vec<_> = warnings
-        .for_peer(slow.local)
+        .matching("tcp.peer", &slow.local.to_string())
         .into_iter()
         .filter(|e| e["source"] == "tick")
         .collect();
@@ -868,7 +818,7 @@ async fn slow_and_fast(link: &Link, server: &Server, attempt: u32) -> Result<(),
 
     // The fast client is limited by its window only while autotuning grows it at the
     // start of its first response (a few jiffies), and draws no warning.
-    let fast_events = warnings.for_peer(fast.local);
+    let fast_events = warnings.matching("tcp.peer", &fast.local.to_string());
     if fast_limited * 10 >= slow_limited {
         return Err(format!(
             "fast client rwnd-limited {fast_limited:?} vs slow {slow_limited:?}"
@@ -912,9 +862,9 @@ async fn fetch_over_slow_link(link: &Link, cc: &str, size: usize) -> (RequestSum
     (r, took)
 }
 
-fn rwnd_warnings(peer: SocketAddr) -> Vec<Fields> {
-    Warnings::global()
-        .for_peer(peer)
+fn rwnd_warnings(peer: SocketAddr) -> Vec<TextFields> {
+    slow_client_warnings()
+        .matching("tcp.peer", &peer.to_string())
         .into_iter()
         .filter(|e| e["reason"].split(',').any(|r| r == "rwnd_limited"))
         .collect()
@@ -933,7 +883,7 @@ fn rwnd_warnings(peer: SocketAddr) -> Vec<Fields> {
 #[test]
 fn rate_limited_link_is_not_counted_as_rwnd_limited_with_bbr() {
     let _serial = serial();
-    Warnings::global();
+    slow_client_warnings();
     let Some(link) = link_or_skip(
         Link::builder()
             .delay(Duration::from_millis(5))
@@ -954,7 +904,7 @@ fn rate_limited_link_is_not_counted_as_rwnd_limited_with_bbr() {
             rwnd.is_empty(),
             "fast reader warned as rwnd-limited: {rwnd:#?}"
         );
-        let all = Warnings::global().for_peer(peer);
+        let all = slow_client_warnings().matching("tcp.peer", &peer.to_string());
         let reasons: Vec<_> = all.iter().map(|e| e["reason"].clone()).collect();
         println!("bbr: slow-client warnings {reasons:?}");
 
@@ -962,7 +912,8 @@ fn rate_limited_link_is_not_counted_as_rwnd_limited_with_bbr() {
         for cc in ["cubic", "reno"] {
             let (r, _) = fetch_over_slow_link(&link, cc, SIZE).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let all = Warnings::global().for_peer(r.connection.peer_addr());
+            let all =
+                slow_client_warnings().matching("tcp.peer", &r.connection.peer_addr().to_string());
             let reasons: Vec<_> = all.iter().map(|e| e["reason"].clone()).collect();
             println!("{cc}: slow-client warnings {reasons:?}");
         }

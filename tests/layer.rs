@@ -4,6 +4,10 @@
 //! missing-connection warning, cancellation, service and body errors, observers.
 #![cfg(target_os = "linux")]
 
+mod support {
+    pub(crate) mod capture;
+}
+
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -27,180 +31,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tracing::Level;
 
-use capture::{Captured, Value};
+use support::capture::{self, Captured, Value};
 
 // ---------------------------------------------------------------------------------------
-// A recording subscriber layer: spans (fields, parent, follows_from) and events.
-
-mod capture {
-    use std::collections::HashMap;
-    use std::fmt::Debug;
-    use std::sync::{Arc, Mutex};
-
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Level, Subscriber};
-    use tracing_subscriber::layer::Context;
-    use tracing_subscriber::registry::LookupSpan;
-
-    #[derive(Debug, Clone, PartialEq)]
-    pub(crate) enum Value {
-        I64(i64),
-        U64(u64),
-        F64(f64),
-        Bool(bool),
-        Str(String),
-    }
-
-    impl Value {
-        pub(crate) fn i64(&self) -> i64 {
-            match self {
-                Value::I64(v) => *v,
-                other => panic!("expected i64, got {other:?}"),
-            }
-        }
-        pub(crate) fn str(&self) -> &str {
-            match self {
-                Value::Str(v) => v,
-                other => panic!("expected str, got {other:?}"),
-            }
-        }
-    }
-
-    pub(crate) type Fields = HashMap<String, Value>;
-
-    #[derive(Default)]
-    struct Visitor(Fields);
-
-    impl Visit for Visitor {
-        fn record_i64(&mut self, f: &Field, v: i64) {
-            self.0.insert(f.name().into(), Value::I64(v));
-        }
-        fn record_u64(&mut self, f: &Field, v: u64) {
-            self.0.insert(f.name().into(), Value::U64(v));
-        }
-        fn record_f64(&mut self, f: &Field, v: f64) {
-            self.0.insert(f.name().into(), Value::F64(v));
-        }
-        fn record_bool(&mut self, f: &Field, v: bool) {
-            self.0.insert(f.name().into(), Value::Bool(v));
-        }
-        fn record_str(&mut self, f: &Field, v: &str) {
-            self.0.insert(f.name().into(), Value::Str(v.into()));
-        }
-        fn record_debug(&mut self, f: &Field, v: &dyn Debug) {
-            self.0.insert(f.name().into(), Value::Str(format!("{v:?}")));
-        }
-    }
-
-    #[derive(Debug, Clone)]
-    pub(crate) struct SpanRec {
-        pub(crate) name: String,
-        pub(crate) parent: Option<u64>,
-        /// Every field the span declared, recorded or not.
-        pub(crate) declared: Vec<String>,
-        pub(crate) fields: Fields,
-        pub(crate) follows_from: Vec<u64>,
-    }
-
-    #[derive(Debug, Clone)]
-    pub(crate) struct EventRec {
-        pub(crate) name: String,
-        pub(crate) target: String,
-        pub(crate) level: Level,
-        pub(crate) parent: Option<u64>,
-        pub(crate) fields: Fields,
-    }
-
-    #[derive(Default, Clone)]
-    pub(crate) struct Captured {
-        pub(crate) spans: Arc<Mutex<HashMap<u64, SpanRec>>>,
-        pub(crate) events: Arc<Mutex<Vec<EventRec>>>,
-    }
-
-    impl Captured {
-        pub(crate) fn events_named(&self, name: &str) -> Vec<EventRec> {
-            let events = self.events.lock().unwrap();
-            events.iter().filter(|e| e.name == name).cloned().collect()
-        }
-        /// The `tcp.request` events in request order (reports may come out of order:
-        /// a response that drains slowly is reported later).
-        pub(crate) fn requests(&self) -> Vec<EventRec> {
-            let mut events = self.events_named("tcp.request");
-            events.sort_by_key(|e| {
-                let n = |k: &str| e.fields.get(k).map(Value::i64);
-                (n("tcp.conn_id"), n("tcp.requests_on_conn"))
-            });
-            events
-        }
-        pub(crate) fn span(&self, id: u64) -> SpanRec {
-            self.spans.lock().unwrap()[&id].clone()
-        }
-        pub(crate) fn spans_named(&self, name: &str) -> Vec<SpanRec> {
-            let spans = self.spans.lock().unwrap();
-            spans.values().filter(|s| s.name == name).cloned().collect()
-        }
-    }
-
-    impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Captured {
-        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-            let mut v = Visitor::default();
-            attrs.record(&mut v);
-            let parent = if attrs.is_contextual() {
-                ctx.current_span().id().map(Id::into_u64)
-            } else {
-                attrs.parent().map(Id::into_u64)
-            };
-            let declared = attrs
-                .metadata()
-                .fields()
-                .iter()
-                .map(|f| f.name().to_string())
-                .collect();
-            self.spans.lock().unwrap().insert(
-                id.into_u64(),
-                SpanRec {
-                    name: attrs.metadata().name().into(),
-                    parent,
-                    declared,
-                    fields: v.0,
-                    follows_from: Vec::new(),
-                },
-            );
-        }
-
-        fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-            let mut v = Visitor::default();
-            values.record(&mut v);
-            if let Some(span) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-                span.fields.extend(v.0);
-            }
-        }
-
-        fn on_follows_from(&self, span: &Id, follows: &Id, _ctx: Context<'_, S>) {
-            if let Some(s) = self.spans.lock().unwrap().get_mut(&span.into_u64()) {
-                s.follows_from.push(follows.into_u64());
-            }
-        }
-
-        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-            let mut v = Visitor::default();
-            event.record(&mut v);
-            let parent = if event.is_contextual() {
-                ctx.current_span().id().map(Id::into_u64)
-            } else {
-                event.parent().map(Id::into_u64)
-            };
-            self.events.lock().unwrap().push(EventRec {
-                name: event.metadata().name().into(),
-                target: event.metadata().target().into(),
-                level: *event.metadata().level(),
-                parent,
-                fields: v.0,
-            });
-        }
-    }
-}
+// Capture: the shared recording layer (`tests/support/capture.rs`), fed per thread.
 
 /// Captures what this thread reports, at `max` and below, until the guard drops.
 ///

@@ -4,11 +4,13 @@
 //! rate limiter.
 #![cfg(all(target_os = "linux", feature = "prometheus", feature = "axum"))]
 
-use std::collections::BTreeMap;
-use std::fmt;
+mod support {
+    pub(crate) mod capture;
+}
+
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,41 +22,14 @@ use conniver::{Connection, TcpInfoLayer, TcpInfoListener};
 use hyper::body::{Bytes, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::SubscriberExt as _;
+
+use support::capture::{self, Captured};
 
 // ---------------------------------------------------------------------------------------
 // Captured slow-client events (one global subscriber for the whole test binary).
 
-type Fields = BTreeMap<String, String>;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Fields>>>);
-
-struct Visitor<'a>(&'a mut Fields);
-
-impl Visit for Visitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == SLOW_CLIENT_TARGET {
-            let mut fields = Fields::new();
-            event.record(&mut Visitor(&mut fields));
-            fields.insert("level".into(), event.metadata().level().to_string());
-            self.0.lock().unwrap().push(fields);
-        }
-    }
-}
-
 struct Setup {
-    capture: Capture,
+    capture: &'static Captured,
     metrics: PrometheusMetrics,
 }
 
@@ -62,28 +37,10 @@ struct Setup {
 /// record into), installed once for all tests of this file.
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let capture = Capture::default();
-        tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(capture.clone()),
-        )
-        .unwrap();
-        Setup {
-            capture,
-            metrics: PrometheusMetrics::install().unwrap(),
-        }
+    SETUP.get_or_init(|| Setup {
+        capture: capture::global(SLOW_CLIENT_TARGET),
+        metrics: PrometheusMetrics::install().unwrap(),
     })
-}
-
-impl Capture {
-    fn matching(&self, key: &str, value: &str) -> Vec<Fields> {
-        let events = self.0.lock().unwrap();
-        events
-            .iter()
-            .filter(|e| e.get(key).map(String::as_str) == Some(value))
-            .cloned()
-            .collect()
-    }
 }
 
 /// The value of the `tcp_slow_client_warnings_total` series with these labels (0 if

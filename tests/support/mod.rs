@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 #![allow(unreachable_pub)]
 
+pub mod capture;
 #[cfg(target_os = "linux")]
 pub mod e2e;
 pub mod http;
