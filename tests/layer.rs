@@ -255,6 +255,12 @@ fn router() -> Router {
         )
         .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
         .route(
+            "/closing/{n}",
+            get(|Path(n): Path<usize>| async move {
+                ([(http::header::CONNECTION, "close")], vec![b'x'; n])
+            }),
+        )
+        .route(
             "/not-modified",
             get(|| async { (StatusCode::NOT_MODIFIED, "a body hyper does not send") }),
         )
@@ -679,6 +685,63 @@ async fn keep_alive_deltas_on_a_multi_threaded_runtime() {
         );
     }
     client.task.abort();
+}
+
+/// The last response of an HTTP/1 connection (`Connection: close` from the client, or
+/// from the server) is reported with the close snapshot, which the server takes right
+/// after writing it: the deltas are still the response's bytes (the client socket's
+/// count), and the end state shows the close (the server sent its FIN).
+#[tokio::test(flavor = "current_thread")]
+async fn last_response_of_a_connection_ends_with_the_close_snapshot() {
+    let summaries = Summaries::default();
+    let app = router().layer(
+        TcpInfoLayer::new()
+            .without_default_observers()
+            .observer(summaries.clone()),
+    );
+    let addr = serve_axum(app).await;
+    // Client-side close, then server-side close after a keep-alive request.
+    let mut a = H1Client::connect(addr).await;
+    let mut req = H1Client::request("/bytes/50000");
+    req.headers_mut()
+        .insert(http::header::CONNECTION, "close".parse().unwrap());
+    let (status, len, a_received) = a.send(req).await;
+    assert_eq!((status, len), (StatusCode::OK, 50_000));
+    let mut b = H1Client::connect(addr).await;
+    let (_, _, b_first) = b.get("/bytes/1000").await;
+    let (status, len, b_last) = b.get("/closing/30000").await;
+    assert_eq!((status, len), (StatusCode::OK, 30_000));
+    wait_until("three summaries", || summaries.all().len() == 3).await;
+
+    let all = summaries.all();
+    let find = |path: &str| {
+        all.iter()
+            .map(|(s, _)| s)
+            .find(|s| &*s.path == path)
+            .unwrap_or_else(|| panic!("{path} reported"))
+    };
+    for (path, received, closing) in [
+        ("/bytes/50000", a_received, true),
+        ("/bytes/1000", b_first, false),
+        ("/closing/30000", b_last, true),
+    ] {
+        let s = find(path);
+        assert_eq!(s.outcome, BodyOutcome::Completed, "{path}");
+        let unique = s.delta.bytes_sent.unwrap() - s.delta.bytes_retrans.unwrap();
+        // The client's count includes the server's FIN (one sequence number) when it
+        // arrived before the client read its counter.
+        let fin = u64::from(closing && received == unique + 1);
+        assert_eq!(unique + fin, received, "{path}: {s:?}");
+        let end_state = s.end.and_then(|i| i.state).expect("end state");
+        if closing {
+            assert!(s.connection.is_closed(), "{path}");
+            assert_ne!(end_state, conniver::TcpState::Established, "{path}: {s:?}");
+        } else {
+            assert_eq!(end_state, conniver::TcpState::Established, "{path}");
+        }
+    }
+    a.task.abort();
+    b.task.abort();
 }
 
 /// `sample_one_in(3)`: of seven keep-alive requests, the 1st, 4th and 7th are measured
