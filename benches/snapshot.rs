@@ -45,13 +45,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("conniver_snapshot", |b| {
         b.iter(|| black_box(conniver::snapshot(black_box(&server)).unwrap()))
     });
-    // The user-space part alone: decode + normalize a real 6.18 buffer.
+    // The user-space part alone: keep + normalize a real 6.18 buffer.
     let mut real = [0u8; 280];
     let len = raw_getsockopt(fd, &mut real) as usize;
     let release = conniver::tcpinfo::linux::KernelRelease::new(6, 18, 0);
     group.bench_function("decode_only", |b| {
         b.iter(|| {
-            let raw = conniver::tcpinfo::linux::LinuxTcpInfo::decode(
+            let raw = conniver::tcpinfo::linux::LinuxTcpInfoBytes::new(
                 black_box(&real[..len]),
                 Some(release),
             );

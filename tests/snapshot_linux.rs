@@ -121,7 +121,13 @@ fn established_socket_matches_ss() {
     }
     // Raw record is the full 6.18 layout on this machine's kernel (≥ 6.18).
     if let conniver::tcpinfo::SysInfo::Linux(raw) = info.sys_info {
-        assert!(raw.len >= 248, "returned length {}", raw.len);
+        let decoded = raw.decode();
+        assert!(decoded.len >= 248, "returned length {}", decoded.len);
+        assert_eq!(raw.as_bytes().len(), decoded.len);
+        assert_eq!(
+            info.rtt,
+            Some(Duration::from_micros(u64::from(decoded.rtt)))
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::darwin::DarwinTcpConnectionInfo;
 use super::freebsd::FreeBsdTcpInfo;
-use super::linux::{CcInfo, CongestionControl, LinuxTcpInfo, MemInfo};
+use super::linux::{CcInfo, CongestionControl, LinuxTcpInfoBytes, MemInfo};
 use super::windows::WindowsTcpInfo;
 
 /// A TCP connection state, named as the seed library names them in JSON.
@@ -208,8 +208,9 @@ impl<T: fmt::Display> Serialize for DisplayStr<T> {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum SysInfo {
-    /// Linux `struct tcp_info`.
-    Linux(LinuxTcpInfo),
+    /// Linux `struct tcp_info`, as the returned bytes;
+    /// [`decode`](LinuxTcpInfoBytes::decode) gives its fields.
+    Linux(LinuxTcpInfoBytes),
     /// macOS / iOS `struct tcp_connection_info`.
     Darwin(DarwinTcpConnectionInfo),
     /// Windows `TCP_INFO_v0`/`v1`/`v2`.

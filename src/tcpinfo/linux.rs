@@ -16,6 +16,9 @@ pub const LINUX_MIN_LEN: usize = 92;
 /// Bytes of `struct tcp_info` in Linux 6.18 (the newest layout this crate knows).
 pub const LINUX_MAX_LEN: usize = 280;
 
+/// Where the last field [`Info`](crate::Info) reads ends (`tcpi_rcv_wnd`, 6.2+).
+const NORMALIZED_END: usize = 236;
+
 /// `tcpi_snd_ssthresh` value meaning "no threshold yet" (`TCP_INFINITE_SSTHRESH`).
 pub const LINUX_INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
 
@@ -352,6 +355,14 @@ impl LinuxTcpInfo {
                 min: LINUX_MIN_LEN,
             });
         }
+        Ok(Self::decode_checked_len(buf, release))
+    }
+
+    /// [`decode`](Self::decode) once the caller has checked `buf.len() >= LINUX_MIN_LEN`
+    /// (a shorter `buf` reads zeros, never panics). Always inlined so that a caller using
+    /// only a few fields gets only their reads.
+    #[inline(always)]
+    fn decode_checked_len(buf: &[u8], release: Option<KernelRelease>) -> Self {
         // Inside the minimum length every read succeeds; `unwrap_or_default` is never taken.
         let b = |off| u8_at(buf, off).unwrap_or_default();
         let w = |off| u32_at(buf, off).unwrap_or_default();
@@ -449,12 +460,133 @@ impl LinuxTcpInfo {
                 info.accecn_opt_seen = u16_at(buf, 278);
             }
         }
-        Ok(info)
+        info
     }
 
     /// `true` on a listening socket (where `unacked`/`sacked` mean accept queue/backlog).
     pub fn is_listen(&self) -> bool {
         self.state == 10
+    }
+}
+
+/// The bytes of a Linux `struct tcp_info` exactly as the kernel returned them, with the
+/// kernel release that gives them their meaning: the raw record kept in
+/// [`SysInfo::Linux`](crate::tcpinfo::SysInfo::Linux).
+///
+/// Kept as bytes rather than as a decoded [`LinuxTcpInfo`] so that taking a snapshot
+/// copies 290 bytes instead of decoding ~80 fields nobody may look at;
+/// [`decode`](Self::decode) gives the field-by-field view on demand. It serializes (and
+/// `Debug`-prints) as that decoded view, so the JSON `sysInfo` is the kernel's fields.
+///
+/// ```
+/// use conniver::tcpinfo::linux::{KernelRelease, LinuxTcpInfoBytes};
+/// let mut buf = [0u8; 160]; // what a 4.6 kernel returns
+/// buf[68..72].copy_from_slice(&1500u32.to_ne_bytes()); // rtt 1.5 ms
+/// let raw = LinuxTcpInfoBytes::new(&buf, Some(KernelRelease::new(4, 6, 0))).unwrap();
+/// assert_eq!(raw.as_bytes().len(), 160);
+/// assert_eq!(raw.decode().rtt, 1500);
+/// assert_eq!(raw.to_info().rtt, Some(std::time::Duration::from_micros(1500)));
+/// ```
+#[derive(Clone, Copy)]
+pub struct LinuxTcpInfoBytes {
+    /// The returned bytes, then zeros up to the 6.18 size.
+    bytes: [u8; LINUX_MAX_LEN],
+    /// How many bytes the kernel returned (`LINUX_MIN_LEN..=LINUX_MAX_LEN`).
+    len: u16,
+    /// The release of the kernel that returned them.
+    release: Option<KernelRelease>,
+}
+
+impl LinuxTcpInfoBytes {
+    /// Keeps `buf`, the bytes `getsockopt(TCP_INFO)` returned, from a kernel of `release`.
+    /// Bytes past [`LINUX_MAX_LEN`] (a layout newer than this crate) are not kept.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] when `buf` is shorter than [`LINUX_MIN_LEN`].
+    pub fn new(buf: &[u8], release: Option<KernelRelease>) -> Result<Self> {
+        let mut raw = Self::zeroed(release);
+        let len = buf.len().min(LINUX_MAX_LEN);
+        raw.buf_mut()
+            .get_mut(..len)
+            .unwrap_or_default()
+            .copy_from_slice(buf.get(..len).unwrap_or_default());
+        raw.set_len(len)?;
+        Ok(raw)
+    }
+
+    /// An empty record (all zeros) for the syscall shim to fill in place through
+    /// [`buf_mut`](Self::buf_mut), then [`set_len`](Self::set_len): the bytes are copied
+    /// once, into the `Info`, and not moved around before.
+    #[inline(always)]
+    pub(crate) fn zeroed(release: Option<KernelRelease>) -> Self {
+        LinuxTcpInfoBytes {
+            bytes: [0; LINUX_MAX_LEN],
+            len: 0,
+            release,
+        }
+    }
+
+    /// The whole buffer, for the kernel to write its prefix into (the rest stays zero).
+    #[inline(always)]
+    pub(crate) fn buf_mut(&mut self) -> &mut [u8; LINUX_MAX_LEN] {
+        &mut self.bytes
+    }
+
+    /// Records that the kernel returned `len` bytes.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] when `len` is shorter than [`LINUX_MIN_LEN`] (the record
+    /// then must not be used); `len` past the buffer is taken as the whole buffer.
+    #[inline(always)]
+    pub(crate) fn set_len(&mut self, len: usize) -> Result<()> {
+        if len < LINUX_MIN_LEN {
+            return Err(Error::Truncated {
+                len,
+                min: LINUX_MIN_LEN,
+            });
+        }
+        // LINUX_MAX_LEN fits a u16; the fallback is never taken.
+        self.len = u16::try_from(len.min(LINUX_MAX_LEN)).unwrap_or(LINUX_MAX_LEN as u16);
+        Ok(())
+    }
+
+    /// The bytes the kernel returned.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes
+            .get(..usize::from(self.len))
+            .unwrap_or(&self.bytes)
+    }
+
+    /// The release of the kernel that returned them (`None` when unknown).
+    pub fn release(&self) -> Option<KernelRelease> {
+        self.release
+    }
+
+    /// The field-by-field view: [`LinuxTcpInfo::decode`] of these bytes and release.
+    #[inline]
+    pub fn decode(&self) -> LinuxTcpInfo {
+        LinuxTcpInfo::decode_checked_len(self.as_bytes(), self.release)
+    }
+}
+
+impl PartialEq for LinuxTcpInfoBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes() && self.release == other.release
+    }
+}
+
+impl Eq for LinuxTcpInfoBytes {}
+
+impl std::fmt::Debug for LinuxTcpInfoBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.decode(), f)
+    }
+}
+
+impl Serialize for LinuxTcpInfoBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.decode().serialize(s)
     }
 }
 
@@ -630,76 +762,213 @@ impl MemInfo {
     }
 }
 
-impl LinuxTcpInfo {
+impl LinuxTcpInfoBytes {
+    /// The `N` bytes at `off` of the fixed-size buffer. Every caller passes a constant
+    /// `off` inside [`LINUX_MAX_LEN`], so the check folds away; bytes the kernel did not
+    /// return read as zero.
+    #[inline(always)]
+    fn at<const N: usize>(&self, off: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(src) = self.bytes.get(off..off.saturating_add(N)) {
+            out.copy_from_slice(src);
+        }
+        out
+    }
+
+    /// The `u32` at `off`, a field of the 2.6.0 layout (always returned).
+    #[inline(always)]
+    fn u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes(self.at(off))
+    }
+
+    /// The `u32` at `off`, `Some` iff all of it lies within the first `len` bytes.
+    #[inline(always)]
+    fn opt_u32(&self, off: usize, len: usize) -> Option<u32> {
+        let v = self.u32(off);
+        (len >= off.saturating_add(4)).then_some(v)
+    }
+
+    /// The `u64` at `off`, `Some` iff all of it lies within the first `len` bytes.
+    #[inline(always)]
+    fn opt_u64(&self, off: usize, len: usize) -> Option<u64> {
+        let v = u64::from_ne_bytes(self.at(off));
+        (len >= off.saturating_add(8)).then_some(v)
+    }
+
     /// The normalized view: units converted, "unset" sentinels turned into `None`,
-    /// listener-only meanings moved to `accept_queue`/`accept_backlog`.
-    #[inline]
+    /// listener-only meanings moved to `accept_queue`/`accept_backlog`; these bytes are
+    /// its [`sys_info`](crate::Info::sys_info).
+    ///
+    /// Reads each field straight from the buffer (the offsets of
+    /// [`LinuxTcpInfo::decode`]; a test holds the two to the same answers) and writes the
+    /// `Info` in one go: this is most of `snapshot()`'s user-space time.
+    // Never inlined: `snapshot()` around it is, and then passes the caller's own variable
+    // as the place to write the `Info` into.
+    #[inline(never)]
     pub fn to_info(&self) -> crate::Info {
+        if usize::from(self.len) >= NORMALIZED_END {
+            // Every kernel since 6.2: each field `Info` uses is there, and with the length
+            // a constant the ~30 presence checks fold away.
+            self.normalize(NORMALIZED_END)
+        } else {
+            self.normalize_short()
+        }
+    }
+
+    /// [`to_info`](Self::to_info) of a record from a kernel older than 6.2, kept apart so
+    /// that the common path stays short and straight.
+    #[cold]
+    #[inline(never)]
+    fn normalize_short(&self) -> crate::Info {
+        self.normalize(usize::from(self.len))
+    }
+
+    /// [`to_info`](Self::to_info) as if the kernel had returned `len` bytes.
+    #[inline(always)]
+    fn normalize(&self, len: usize) -> crate::Info {
         use crate::tcpinfo::info::{Info, SysInfo, TcpOptions, TcpState};
         use std::time::Duration;
 
         let us = |v: u32| Duration::from_micros(u64::from(v));
         let ms = |v: u32| Duration::from_millis(u64::from(v));
+        // state, ca_state, retransmits, probes, backoff, options, wscales, byte 7.
+        let [state, _, retransmits, _, _, flags, wscale, byte7] = self.at::<8>(0);
+        let (snd_wscale, rcv_wscale) = bits::wscale(wscale);
         let options = |wscale: u8| TcpOptions {
-            timestamps: self.options & opt::TIMESTAMPS != 0,
-            sack: self.options & opt::SACK != 0,
-            window_scale: (self.options & opt::WSCALE != 0).then_some(wscale),
-            ecn: self.options & opt::ECN != 0,
-            ecn_seen: self.options & opt::ECN_SEEN != 0,
-            syn_data: self.options & opt::SYN_DATA != 0,
+            timestamps: flags & opt::TIMESTAMPS != 0,
+            sack: flags & opt::SACK != 0,
+            window_scale: (flags & opt::WSCALE != 0).then_some(wscale),
+            ecn: flags & opt::ECN != 0,
+            ecn_seen: flags & opt::ECN_SEEN != 0,
+            syn_data: flags & opt::SYN_DATA != 0,
         };
-        let listen = self.is_listen();
+        let listen = state == 10;
+        let app_limited = self
+            .release
+            .is_some_and(|r| r >= KernelRelease::new(4, 9, 0))
+            .then(|| bits::app_limited(byte7));
+        let (snd_mss, unacked, snd_cwnd) = (self.u32(16), self.u32(24), self.u32(80));
 
-        let mut info = Info::empty(SysInfo::Linux(*self));
-        info.state = Some(TcpState::from_linux(self.state));
-        info.tx_options = Some(options(self.snd_wscale));
-        info.rx_options = Some(options(self.rcv_wscale));
-        info.tx_mss = Some(self.snd_mss);
-        info.rx_mss = Some(self.rcv_mss);
-        info.rtt = Some(us(self.rtt));
-        info.rtt_var = Some(us(self.rttvar));
-        info.min_rtt = self.min_rtt.filter(|&v| v != u32::MAX).map(us);
-        info.rto = Some(us(self.rto));
-        info.ato = Some(us(self.ato));
-        info.since_last_tx = Some(ms(self.last_data_sent));
-        info.since_last_rx = Some(ms(self.last_data_recv));
-        info.since_last_rx_ack = Some(ms(self.last_ack_recv));
-        info.rx_window = self.rcv_wnd;
-        info.tx_window = self.snd_wnd;
-        info.tx_ssthresh = Some(self.snd_ssthresh).filter(|&v| v < LINUX_INFINITE_SSTHRESH);
-        info.rx_ssthresh = Some(self.rcv_ssthresh);
-        info.cwnd_segs = Some(self.snd_cwnd);
-        info.cwnd_bytes = Some(u64::from(self.snd_cwnd) * u64::from(self.snd_mss));
-        info.retransmits = Some(self.retransmits);
-        info.total_retrans = self.total_retrans;
-        info.unacked = (!listen).then_some(self.unacked);
-        info.lost = Some(self.lost);
-        info.bytes_sent = self.bytes_sent;
-        info.bytes_acked = self.bytes_acked;
-        info.bytes_received = self.bytes_received;
-        info.bytes_retrans = self.bytes_retrans;
-        info.segs_out = self.segs_out;
-        info.segs_in = self.segs_in;
-        info.data_segs_out = self.data_segs_out;
-        info.data_segs_in = self.data_segs_in;
-        info.delivery_rate = self.delivery_rate;
-        info.delivery_rate_app_limited = self.delivery_rate_app_limited;
-        info.pacing_rate = self.pacing_rate;
-        info.busy_time = self.busy_time.map(Duration::from_micros);
-        info.rwnd_limited = self.rwnd_limited.map(Duration::from_micros);
-        info.sndbuf_limited = self.sndbuf_limited.map(Duration::from_micros);
-        info.notsent_bytes = self.notsent_bytes;
-        info.reordering = Some(self.reordering);
-        info.pmtu = Some(self.pmtu);
-        info.accept_queue = listen.then_some(self.unacked);
-        info.accept_backlog = listen.then_some(self.sacked);
-        info
+        Info {
+            state: Some(TcpState::from_linux(state)),
+            tx_options: Some(options(snd_wscale)),
+            rx_options: Some(options(rcv_wscale)),
+            tx_mss: Some(snd_mss),
+            rx_mss: Some(self.u32(20)),
+            rtt: Some(us(self.u32(68))),
+            rtt_var: Some(us(self.u32(72))),
+            min_rtt: self.opt_u32(148, len).filter(|&v| v != u32::MAX).map(us),
+            rto: Some(us(self.u32(8))),
+            ato: Some(us(self.u32(12))),
+            since_last_tx: Some(ms(self.u32(44))),
+            since_last_rx: Some(ms(self.u32(52))),
+            since_last_rx_ack: Some(ms(self.u32(56))),
+            rx_window: self.opt_u32(232, len),
+            tx_window: self.opt_u32(228, len),
+            tx_ssthresh: Some(self.u32(76)).filter(|&v| v < LINUX_INFINITE_SSTHRESH),
+            rx_ssthresh: Some(self.u32(64)),
+            cwnd_bytes: Some(u64::from(snd_cwnd) * u64::from(snd_mss)),
+            cwnd_segs: Some(snd_cwnd),
+            retransmits: Some(retransmits),
+            total_retrans: self.opt_u32(100, len),
+            unacked: (!listen).then_some(unacked),
+            lost: Some(self.u32(32)),
+            bytes_sent: self.opt_u64(200, len),
+            bytes_acked: self.opt_u64(120, len),
+            bytes_received: self.opt_u64(128, len),
+            bytes_retrans: self.opt_u64(208, len),
+            bytes_in_flight: None,
+            connection_time: None,
+            segs_out: self.opt_u32(136, len),
+            segs_in: self.opt_u32(140, len),
+            data_segs_out: self.opt_u32(156, len),
+            data_segs_in: self.opt_u32(152, len),
+            delivery_rate: self.opt_u64(160, len),
+            delivery_rate_app_limited: app_limited,
+            pacing_rate: self.opt_u64(104, len),
+            busy_time: self.opt_u64(168, len).map(Duration::from_micros),
+            rwnd_limited: self.opt_u64(176, len).map(Duration::from_micros),
+            sndbuf_limited: self.opt_u64(184, len).map(Duration::from_micros),
+            notsent_bytes: self.opt_u32(144, len),
+            reordering: Some(self.u32(88)),
+            pmtu: Some(self.u32(60)),
+            accept_queue: listen.then_some(unacked),
+            accept_backlog: listen.then_some(self.u32(28)),
+            congestion_control: None,
+            cc_info: None,
+            mem_info: None,
+            sys_info: SysInfo::Linux(*self),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The normalization written against the decoded struct (how `to_info` was first
+    /// written): the oracle for `LinuxTcpInfoBytes::to_info`, which reads the bytes.
+    fn reference_info(d: &LinuxTcpInfo, sys_info: crate::tcpinfo::info::SysInfo) -> crate::Info {
+        use crate::tcpinfo::info::{Info, TcpOptions, TcpState};
+        use std::time::Duration;
+
+        let us = |v: u32| Duration::from_micros(u64::from(v));
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let options = |wscale: u8| TcpOptions {
+            timestamps: d.options & opt::TIMESTAMPS != 0,
+            sack: d.options & opt::SACK != 0,
+            window_scale: (d.options & opt::WSCALE != 0).then_some(wscale),
+            ecn: d.options & opt::ECN != 0,
+            ecn_seen: d.options & opt::ECN_SEEN != 0,
+            syn_data: d.options & opt::SYN_DATA != 0,
+        };
+        let listen = d.is_listen();
+
+        let mut info = Info::empty(sys_info);
+        info.state = Some(TcpState::from_linux(d.state));
+        info.tx_options = Some(options(d.snd_wscale));
+        info.rx_options = Some(options(d.rcv_wscale));
+        info.tx_mss = Some(d.snd_mss);
+        info.rx_mss = Some(d.rcv_mss);
+        info.rtt = Some(us(d.rtt));
+        info.rtt_var = Some(us(d.rttvar));
+        info.min_rtt = d.min_rtt.filter(|&v| v != u32::MAX).map(us);
+        info.rto = Some(us(d.rto));
+        info.ato = Some(us(d.ato));
+        info.since_last_tx = Some(ms(d.last_data_sent));
+        info.since_last_rx = Some(ms(d.last_data_recv));
+        info.since_last_rx_ack = Some(ms(d.last_ack_recv));
+        info.rx_window = d.rcv_wnd;
+        info.tx_window = d.snd_wnd;
+        info.tx_ssthresh = Some(d.snd_ssthresh).filter(|&v| v < LINUX_INFINITE_SSTHRESH);
+        info.rx_ssthresh = Some(d.rcv_ssthresh);
+        info.cwnd_segs = Some(d.snd_cwnd);
+        info.cwnd_bytes = Some(u64::from(d.snd_cwnd) * u64::from(d.snd_mss));
+        info.retransmits = Some(d.retransmits);
+        info.total_retrans = d.total_retrans;
+        info.unacked = (!listen).then_some(d.unacked);
+        info.lost = Some(d.lost);
+        info.bytes_sent = d.bytes_sent;
+        info.bytes_acked = d.bytes_acked;
+        info.bytes_received = d.bytes_received;
+        info.bytes_retrans = d.bytes_retrans;
+        info.segs_out = d.segs_out;
+        info.segs_in = d.segs_in;
+        info.data_segs_out = d.data_segs_out;
+        info.data_segs_in = d.data_segs_in;
+        info.delivery_rate = d.delivery_rate;
+        info.delivery_rate_app_limited = d.delivery_rate_app_limited;
+        info.pacing_rate = d.pacing_rate;
+        info.busy_time = d.busy_time.map(Duration::from_micros);
+        info.rwnd_limited = d.rwnd_limited.map(Duration::from_micros);
+        info.sndbuf_limited = d.sndbuf_limited.map(Duration::from_micros);
+        info.notsent_bytes = d.notsent_bytes;
+        info.reordering = Some(d.reordering);
+        info.pmtu = Some(d.pmtu);
+        info.accept_queue = listen.then_some(d.unacked);
+        info.accept_backlog = listen.then_some(d.sacked);
+        info
+    }
 
     /// Every optional field with the offset where it ends (from the kernel's uapi
     /// header history, see `shared/reference/linux-tcp-info.md`).
@@ -786,6 +1055,28 @@ mod tests {
             assert_eq!(info.len, len);
             for (name, end, present) in optional_fields(&info) {
                 assert_eq!(present, end <= len, "{name} (ends at {end}) with len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn to_info_reads_what_decode_reads() {
+        let releases = HISTORY.map(|(_, r)| Some(r));
+        for len in (LINUX_MIN_LEN..=LINUX_MAX_LEN).chain([300]) {
+            let mut buf = patterned(len);
+            // A listener on odd lengths, so both meanings of unacked/sacked are covered.
+            buf[0] = if len % 2 == 0 { 1 } else { 10 };
+            buf[5] = 0xff;
+            for release in releases.iter().copied().chain([None]) {
+                let raw = LinuxTcpInfoBytes::new(&buf, release).unwrap();
+                let decoded = LinuxTcpInfo::decode(&buf[..len.min(LINUX_MAX_LEN)], release);
+                let decoded = decoded.unwrap();
+                assert_eq!(raw.decode(), decoded);
+                assert_eq!(
+                    raw.to_info(),
+                    reference_info(&decoded, crate::tcpinfo::SysInfo::Linux(raw)),
+                    "len {len}, release {release:?}"
+                );
             }
         }
     }
@@ -948,7 +1239,7 @@ mod tests {
         put(&mut buf, 80, 10); // cwnd
         put(&mut buf, 148, u32::MAX); // min_rtt: no sample
         put(&mut buf, 232, 65535); // rcv_wnd
-        let info = LinuxTcpInfo::decode(&buf, Some(KernelRelease::new(6, 18, 0)))
+        let info = LinuxTcpInfoBytes::new(&buf, Some(KernelRelease::new(6, 18, 0)))
             .unwrap()
             .to_info();
         assert_eq!(info.state, Some(crate::TcpState::Established));
@@ -991,7 +1282,7 @@ mod tests {
         buf[0] = 10;
         buf[24..28].copy_from_slice(&3u32.to_ne_bytes());
         buf[28..32].copy_from_slice(&128u32.to_ne_bytes());
-        let info = LinuxTcpInfo::decode(&buf, None).unwrap().to_info();
+        let info = LinuxTcpInfoBytes::new(&buf, None).unwrap().to_info();
         assert_eq!(info.state, Some(crate::TcpState::Listen));
         assert_eq!(info.accept_queue, Some(3));
         assert_eq!(info.accept_backlog, Some(128));
@@ -1037,8 +1328,26 @@ mod tests {
         fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
                                        major in 0u16..10, minor in 0u16..30) {
             let release = Some(KernelRelease::new(major, minor, 0));
-            if let Ok(info) = LinuxTcpInfo::decode(&buf, release) {
-                let _ = serde_json::to_string(&info.to_info()).unwrap();
+            let kept = buf.get(..buf.len().min(LINUX_MAX_LEN)).unwrap();
+            match (LinuxTcpInfo::decode(kept, release), LinuxTcpInfoBytes::new(&buf, release)) {
+                (Ok(decoded), Ok(raw)) => {
+                    // The kept bytes decode, print and serialize as the pure decoder's view.
+                    proptest::prop_assert_eq!(raw.decode(), decoded);
+                    proptest::prop_assert_eq!(raw.as_bytes(), kept);
+                    let info = raw.to_info();
+                    proptest::prop_assert_eq!(
+                        info,
+                        reference_info(&decoded, crate::tcpinfo::SysInfo::Linux(raw))
+                    );
+                    proptest::prop_assert_eq!(
+                        serde_json::to_value(info.sys_info).unwrap(),
+                        serde_json::to_value(decoded).unwrap()
+                    );
+                    proptest::prop_assert_eq!(format!("{raw:?}"), format!("{decoded:?}"));
+                    let _ = serde_json::to_string(&info).unwrap();
+                }
+                (Err(_), Err(_)) => {}
+                (a, b) => proptest::prop_assert!(false, "decode {a:?} vs bytes {b:?}"),
             }
             let _ = CongestionControl::decode(&buf);
             let _ = MemInfo::decode(&buf);
