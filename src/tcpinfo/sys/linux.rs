@@ -15,25 +15,30 @@ const SO_MEMINFO: libc::c_int = 55;
 const TCP_CC_INFO: libc::c_int = 26;
 
 /// The running kernel's release, read once (`uname`) and cached.
+#[inline] // inlined with `snapshot`: after the first call, one load and a compare
 pub(crate) fn kernel_release() -> Option<KernelRelease> {
     static RELEASE: OnceLock<Option<KernelRelease>> = OnceLock::new();
-    *RELEASE.get_or_init(|| {
-        let mut uts = MaybeUninit::<libc::utsname>::zeroed();
-        // SAFETY: `uts` points to a writable `utsname`; uname fills it and NUL-terminates
-        // each field.
-        if unsafe { libc::uname(uts.as_mut_ptr()) } != 0 {
-            return None;
-        }
-        // SAFETY: zero-initialized and filled by a successful uname.
-        let uts = unsafe { uts.assume_init() };
-        let bytes: Vec<u8> = uts
-            .release
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        KernelRelease::parse(std::str::from_utf8(&bytes).ok()?)
-    })
+    *RELEASE.get_or_init(uname_release)
+}
+
+/// `uname -r`, parsed.
+#[cold]
+fn uname_release() -> Option<KernelRelease> {
+    let mut uts = MaybeUninit::<libc::utsname>::zeroed();
+    // SAFETY: `uts` points to a writable `utsname`; uname fills it and NUL-terminates
+    // each field.
+    if unsafe { libc::uname(uts.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: zero-initialized and filled by a successful uname.
+    let uts = unsafe { uts.assume_init() };
+    let bytes: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    KernelRelease::parse(std::str::from_utf8(&bytes).ok()?)
 }
 
 // Inlined into `crate::snapshot`'s callers, so that the common case writes the `Info`
