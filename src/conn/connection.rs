@@ -69,8 +69,21 @@ struct AfterFlush {
     queue: Mutex<FlushQueue>,
 }
 
-/// A callback run with the end snapshot (`None` if it failed).
-pub(crate) type OnFlush = Box<dyn FnOnce(Option<&Info>) + Send>;
+/// Work run once with the end snapshot (`None` if it failed): a closure, or a boxed
+/// value that implements it (the HTTP layer's request, boxed once for its whole life).
+pub(crate) trait FlushWork: Send {
+    /// Runs the work.
+    fn run(self: Box<Self>, end: Option<&Info>);
+}
+
+impl<F: FnOnce(Option<&Info>) + Send> FlushWork for F {
+    fn run(self: Box<Self>, end: Option<&Info>) {
+        (*self)(end);
+    }
+}
+
+/// Queued [`FlushWork`].
+pub(crate) type OnFlush = Box<dyn FlushWork>;
 
 #[derive(Default)]
 struct FlushQueue {
@@ -237,7 +250,7 @@ impl Connection {
         };
         self.run_after_flush(info.as_ref());
         for f in at_close {
-            f(info.as_ref());
+            f.run(info.as_ref());
         }
         let summary = self.summary(info.as_ref());
         if s.config.spans {
@@ -417,7 +430,7 @@ impl Connection {
         let mut queue = lock(&a.queue);
         if queue.closed {
             drop(queue);
-            f(self.latest().as_ref());
+            f.run(self.latest().as_ref());
             return;
         }
         queue.waiting.push_back(f);
@@ -431,7 +444,7 @@ impl Connection {
         let mut queue = lock(&self.inner.after_flush.queue);
         if queue.closed {
             drop(queue);
-            f(self.latest().as_ref());
+            f.run(self.latest().as_ref());
             return;
         }
         queue.at_close.push(f);
@@ -482,7 +495,7 @@ impl Connection {
                 next
             };
             match next {
-                Some(f) => f(info),
+                Some(f) => f.run(info),
                 None => return,
             }
         }

@@ -33,6 +33,7 @@ mod stream;
 
 pub use builder::TcpInfoListenerBuilder;
 pub use connection::Connection;
+pub(crate) use connection::FlushWork;
 pub use listener::TcpInfoListener;
 pub use observer::{ConnectionObserver, ConnectionSummary};
 pub use registry::Connections;

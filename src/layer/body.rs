@@ -23,7 +23,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        tracked: Option<Tracked>,
+        tracked: Option<Box<Tracked>>,
         // The body's length when known (size hint or `Content-Length`).
         length: Option<u64>,
     }
@@ -49,11 +49,11 @@ impl<B: Body> ResponseBody<B> {
     /// answer to a `HEAD` request, ends the request now: no body goes out.
     pub(crate) fn new(
         inner: B,
-        mut tracked: Option<Tracked>,
+        mut tracked: Option<Box<Tracked>>,
         content_length: Option<u64>,
         bodyless: bool,
     ) -> Self {
-        let no_body = bodyless || tracked.as_ref().is_some_and(Tracked::is_head);
+        let no_body = bodyless || tracked.as_deref().is_some_and(Tracked::is_head);
         if (no_body || inner.is_end_stream())
             && let Some(tracked) = tracked.take()
         {
@@ -87,7 +87,7 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let frame = {
-            let _entered = this.tracked.as_ref().and_then(Tracked::enter);
+            let _entered = this.tracked.as_deref().and_then(Tracked::enter);
             ready!(this.inner.as_mut().poll_frame(cx))
         };
         let Some(tracked) = this.tracked.as_mut() else {

@@ -21,7 +21,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        tracked: Option<Tracked>,
+        tracked: Option<Box<Tracked>>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -34,7 +34,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, tracked: Option<Tracked>) -> Self {
+    pub(crate) fn new(inner: F, tracked: Option<Box<Tracked>>) -> Self {
         ResponseFuture { inner, tracked }
     }
 }
@@ -57,7 +57,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
-            let _entered = this.tracked.as_ref().and_then(Tracked::enter);
+            let _entered = this.tracked.as_deref().and_then(Tracked::enter);
             ready!(this.inner.poll(cx))
         };
         let mut tracked = this.tracked.take();

@@ -14,6 +14,7 @@ use super::future::ResponseFuture;
 use super::layer::Config;
 use super::request::{BodyOutcome, RequestSummary, TcpDelta};
 use crate::conn::Connection;
+use crate::conn::FlushWork;
 use crate::tcpinfo::Info;
 
 /// The service made by [`TcpInfoLayer`](crate::TcpInfoLayer): serves every request with
@@ -154,25 +155,26 @@ const MAX_POLL: Duration = Duration::from_millis(200);
 
 /// A completed response still going out, reported by whichever comes first: the
 /// [`drain`] task, or (HTTP/1) the next request or the close.
-type Slot = Arc<Mutex<Option<Tracked>>>;
+type Slot = Arc<Mutex<Option<Box<Tracked>>>>;
 
 /// HTTP/1: re-checks a draining response at the connection's next flush, and ends it
 /// when the next request starts ([`Connection::settle`] with that request's start
 /// snapshot: the client has read the whole response) or the connection closes.
 fn check_on_flush(slot: Slot, conn: Connection) {
-    conn.clone().after_flush(Box::new(move |end| {
-        let guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(tracked) = guard.as_ref() else {
-            return;
-        };
-        let next_request = conn.requests() > tracked.nth;
-        if next_request || conn.is_closed() || !tracked.going_out(end, false) {
-            report_from(guard, end);
-        } else {
-            drop(guard);
-            check_on_flush(slot, conn);
-        }
-    }));
+    conn.clone()
+        .after_flush(Box::new(move |end: Option<&Info>| {
+            let guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(tracked) = guard.as_ref() else {
+                return;
+            };
+            let next_request = conn.requests() > tracked.nth;
+            if next_request || conn.is_closed() || !tracked.going_out(end, false) {
+                report_from(guard, end);
+            } else {
+                drop(guard);
+                check_on_flush(slot, conn);
+            }
+        }));
 }
 
 /// Polls the socket while the response is [going out](Tracked::going_out), until it
@@ -202,7 +204,7 @@ async fn drain(slot: Slot, conn: Connection, mut end: Option<Info>) {
 }
 
 /// Takes the response out of its slot and reports it, outside the slot's lock.
-fn report_from(mut slot: MutexGuard<'_, Option<Tracked>>, end: Option<&Info>) {
+fn report_from(mut slot: MutexGuard<'_, Option<Box<Tracked>>>, end: Option<&Info>) {
     let tracked = slot.take();
     drop(slot);
     if let Some(tracked) = tracked {
@@ -216,6 +218,13 @@ fn end_snapshot(conn: &Connection) -> Option<Info> {
         Ok(info) => Some(info),
         Err(_) if conn.is_closed() => conn.latest(),
         Err(_) => None,
+    }
+}
+
+/// A completed response waiting for the connection's next flush (or its close).
+impl FlushWork for Tracked {
+    fn run(self: Box<Self>, end: Option<&Info>) {
+        self.after_flush(end);
     }
 }
 
@@ -251,7 +260,12 @@ pub(crate) struct Tracked {
 
 impl Tracked {
     /// The start: counts the request, reads the socket, picks and fills the span.
-    fn begin<B>(conn: Connection, config: &Arc<Config>, req: &http::Request<B>, nth: u64) -> Self {
+    fn begin<B>(
+        conn: Connection,
+        config: &Arc<Config>,
+        req: &http::Request<B>,
+        nth: u64,
+    ) -> Box<Self> {
         let started = Instant::now();
         let concurrent = conn.begin_request();
         let http1 = req.version() < http::Version::HTTP_2;
@@ -281,7 +295,7 @@ impl Tracked {
 
         let request = (!config.observers.is_empty())
             .then(|| (req.method().clone(), Arc::from(req.uri().path())));
-        Tracked {
+        Box::new(Tracked {
             conn,
             config: Arc::clone(config),
             span,
@@ -296,7 +310,7 @@ impl Tracked {
             http1,
             last: http1 && closes_after(req.version(), req.headers()),
             request,
-        }
+        })
     }
 
     /// The response's head: `Connection: close` there makes this the connection's last
@@ -330,18 +344,19 @@ impl Tracked {
     /// after the connection's next flush (when the server has handed its last bytes to
     /// the kernel) and, if some are still queued in the socket then, once they have left
     /// it. Anything else is reported at once.
-    pub(crate) fn finish(self, outcome: BodyOutcome) {
+    pub(crate) fn finish(self: Box<Self>, outcome: BodyOutcome) {
         self.conn.end_request();
         if outcome == BodyOutcome::Completed && self.last {
             // The server closes the connection once this response is out: the close
             // snapshot (taken before the socket closes) is the end snapshot, which
             // saves a read. A response still in the socket then is reported the same
             // way as one still draining when the connection closes.
+            // (`FlushWork` for `Tracked` reports at once once the connection is closed.)
             let conn = self.conn.clone();
-            conn.at_close(Box::new(move |end| self.report(end, outcome)));
+            conn.at_close(self);
         } else if outcome == BodyOutcome::Completed {
             let conn = self.conn.clone();
-            conn.after_flush(Box::new(move |end| self.after_flush(end)));
+            conn.after_flush(self);
         } else {
             let end = end_snapshot(&self.conn);
             self.report(end.as_ref(), outcome);
@@ -350,7 +365,7 @@ impl Tracked {
 
     /// The flush after a completed response: report now if the response has left the
     /// socket, else let it [drain](drain).
-    fn after_flush(self, end: Option<&Info>) {
+    fn after_flush(self: Box<Self>, end: Option<&Info>) {
         // HTTP/1 servers write the whole response before this flush; HTTP/2 may still
         // hold frames of it.
         let progressing = !self.http1;
@@ -386,7 +401,7 @@ impl Tracked {
 
     /// Records the end fields, emits the event, calls the observers; on HTTP/1 keeps
     /// the end snapshot as the next request's start.
-    fn report(mut self, end: Option<&Info>, outcome: BodyOutcome) {
+    fn report(mut self: Box<Self>, end: Option<&Info>, outcome: BodyOutcome) {
         let elapsed = self.started.elapsed();
         let delta = match (&self.start, end) {
             (Some(start), Some(end)) => TcpDelta::between(start, end),

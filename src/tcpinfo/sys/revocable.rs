@@ -63,16 +63,6 @@ impl RevocableSocket {
         self.raw.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the borrowed socket while holding the lock; `None` once revoked.
-    ///
-    /// `f` must be short (one or a few syscalls): `revoke_with`, and so the owner's
-    /// `Drop`, waits for it.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(SocketDescriptor<'_>) -> R) -> Option<R> {
-        let guard = self.lock();
-        let raw = (*guard)?;
-        Some(f(borrow(&guard, raw)))
-    }
-
     /// Reads the socket's TCP state; [`Error::Closed`] once revoked.
     pub(crate) fn snapshot(&self, options: SnapshotOptions) -> Result<Info> {
         self.snapshot_and(options, |_| ())
@@ -81,17 +71,22 @@ impl RevocableSocket {
     /// [`snapshot`](Self::snapshot), and on success runs `store` on the result before
     /// the lock is released, so that nothing read earlier can be stored after a later
     /// [`revoke_with`](Self::revoke_with).
+    #[inline]
     pub(crate) fn snapshot_and(
         &self,
         options: SnapshotOptions,
         store: impl FnOnce(&Info),
     ) -> Result<Info> {
-        self.with(|socket| {
-            let info = super::snapshot(socket, options)?;
-            store(&info);
-            Ok(info)
-        })
-        .unwrap_or(Err(Error::Closed))
+        // Straight-line code: the ~850-byte `Info` is built in the caller's slot instead
+        // of being moved through an `Option<Result<_>>`. `store` must be short:
+        // `revoke_with`, and so the owner's `Drop`, waits for the lock.
+        let guard = self.lock();
+        let Some(raw) = *guard else {
+            return Err(Error::Closed);
+        };
+        let info = super::snapshot(borrow(&guard, raw), options)?;
+        store(&info);
+        Ok(info)
     }
 
     /// The close snapshot: reads the socket one last time and revokes the handle under
