@@ -16,7 +16,9 @@
 #               listener's accept and close snapshots are paid on every request.
 #
 # Prints each run, then per case: the mean requests/s and p99 of each mode, and for
-# every mode after the first its throughput ratio and p99 change against the first.
+# every mode after the first the median (and quartiles) over rounds of its throughput
+# against the first mode's in the same round, and the median p99 change. Paired rounds:
+# on a shared VM two runs of the same server differ by 10-20 %, more than the effect.
 # Targets (docs/performance.md): keep-alive >= 97 % throughput and p99 <= +5 %;
 # close >= 95 % throughput.
 #
@@ -98,16 +100,31 @@ for case in keep-alive close; do
         done
     done
     summary+=("$(printf '%s' "$results" | awk -v case="$case" -v order="${modes[*]}" '
-        { rps[$1] += $2; p99[$1] += $3; n[$1]++ }
+        # Per round, each mode against the first one run in that same round: this
+        # machine drifts by more than the effect between rounds, so the median of the
+        # paired ratios says more than a ratio of means.
+        function sort(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++)
+                for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        }
+        function q(a, n, p) { return a[int(p * (n - 1)) + 1] }
+        BEGIN { k = split(order, m, " "); base = m[1] }
+        {
+            rps[$1] += $2; p99[$1] += $3; n[$1]++;
+            if ($1 == base) { round++; b_rps = $2; b_p99 = $3 }
+            else { tr[$1, round] = $2 / b_rps; lr[$1, round] = $3 / b_p99 }
+        }
         END {
-            k = split(order, m, " ");
-            base = m[1];
             for (i = 1; i <= k; i++) {
-                r = rps[m[i]] / n[m[i]]; p = p99[m[i]] / n[m[i]];
-                printf "%-10s %-12s %8.0f req/s  p99 %6.0f us", case, m[i], r, p;
-                if (i > 1)
-                    printf "  | vs %s: throughput %.1f %%, p99 %+.1f %%", base,
-                        100 * rps[m[i]] / rps[base], 100 * (p99[m[i]] / p99[base] - 1);
+                mo = m[i];
+                printf "%-10s %-12s %8.0f req/s  p99 %8.0f us", case, mo, rps[mo] / n[mo], p99[mo] / n[mo];
+                if (i > 1) {
+                    for (r = 1; r <= round; r++) { t[r] = tr[mo, r]; l[r] = lr[mo, r] }
+                    sort(t, round); sort(l, round);
+                    printf "  | vs %s, median of %d paired rounds: throughput %.1f %% (IQR %.1f-%.1f), p99 %+.1f %%",
+                        base, round, 100 * q(t, round, 0.5), 100 * q(t, round, 0.25), 100 * q(t, round, 0.75),
+                        100 * (q(l, round, 0.5) - 1);
+                }
                 printf "\n";
             }
         }')")
