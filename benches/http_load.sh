@@ -42,34 +42,17 @@ done
 
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --example hello_bench
-bin=${CARGO_TARGET_DIR:-target}/release/examples/hello_bench
+bin=${CARGO_TARGET_DIR:-target}/release/examples
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-start() { # mode port
-    taskset -c "$SERVER_CPU" "$bin" --mode "$1" --port "$2" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$2/" >/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server $1 did not start" >&2
-    exit 1
-}
-declare -A port
-for i in "${!modes[@]}"; do
-    port[${modes[$i]}]=$((BASE_PORT + i))
-    start "${modes[$i]}" "${port[${modes[$i]}]}"
-done
+# shellcheck source=benches/hello_servers.sh
+source benches/hello_servers.sh
 
 # One wrk run: prints "requests_per_s p99_us".
 run() { # port extra-args...
-    local port=$1
+    local server_port=$1
     shift
     taskset -c "$WRK_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" \
-        "http://127.0.0.1:$port/" | awk '
+        "http://127.0.0.1:$server_port/" | awk '
         function us(v) {
             if (v ~ /us$/) return v + 0;
             if (v ~ /ms$/) return v * 1000;

@@ -49,33 +49,16 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --example hello_bench --example latency_client
 bin=${CARGO_TARGET_DIR:-target}/release/examples
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-start() { # mode port
-    taskset -c "$SERVER_CPU" "$bin/hello_bench" --mode "$1" --port "$2" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$2/" >/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server $1 did not start" >&2
-    exit 1
-}
-declare -A ports
-for i in "${!modes[@]}"; do
-    ports[${modes[$i]}]=$((BASE_PORT + i))
-    start "${modes[$i]}" "${ports[${modes[$i]}]}"
-done
+# shellcheck source=benches/hello_servers.sh
+source benches/hello_servers.sh
 
 # One client run: prints "rate_achieved p50 p90 p99 p999 max errors" (µs). The client
 # exits 1 when it counted errors; the run is still shown, with its error count.
 run() { # port rate extra-args...
-    local port=$1 rate=$2
+    local server_port=$1 rate=$2
     shift 2
     local out
-    out=$(taskset -c "$CLIENT_CPU" "$bin/latency_client" --addr "127.0.0.1:$port" \
+    out=$(taskset -c "$CLIENT_CPU" "$bin/latency_client" --addr "127.0.0.1:$server_port" \
         --connections "$CONNS" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" "$@") || true
     grep '^error' <<<"$out" >&2 || true
     awk '$1 == "RESULT" {
@@ -97,7 +80,7 @@ for case in "${cases[@]}"; do
     results=""
     for round in $(seq "$ROUNDS"); do
         for mode in "${modes[@]}"; do
-            read -r achieved p50 p90 p99 p999 max errors < <(run "${ports[$mode]}" "$rate" "${extra[@]}")
+            read -r achieved p50 p90 p99 p999 max errors < <(run "${port[$mode]}" "$rate" "${extra[@]}")
             printf '%-10s round %d %-12s %6.0f req/s  p50 %6d  p90 %6d  p99 %7d  p99.9 %7d  max %7d us  errors %s\n' \
                 "$case" "$round" "$mode" "$achieved" "$p50" "$p90" "$p99" "$p999" "$max" "$errors"
             results+="$mode $p50 $p99 $p999 $achieved"$'\n'

@@ -1,0 +1,26 @@
+# Sourced by benches/http_load.sh and benches/latency.sh (not run on its own): starts one
+# examples/hello_bench server per mode in `modes`, pinned to CPU $SERVER_CPU, on ports
+# $BASE_PORT, $BASE_PORT + 1, …, waits until each answers, and records its port in
+# `port[mode]`. Every server is killed when the sourcing script exits.
+# Needs: `bin` (the directory of the release examples), SERVER_CPU, BASE_PORT, `modes`.
+# shellcheck shell=bash disable=SC2154 # bin, modes: set by the sourcing script
+
+hello_pids=()
+hello_cleanup() { for pid in "${hello_pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap hello_cleanup EXIT
+
+declare -A port
+start_hello_server() { # mode port
+    taskset -c "$SERVER_CPU" "$bin/hello_bench" --mode "$1" --port "$2" &
+    hello_pids+=($!)
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$2/" >/dev/null && return 0
+        sleep 0.05
+    done
+    echo "server $1 did not start" >&2
+    exit 1
+}
+for i in "${!modes[@]}"; do
+    port[${modes[$i]}]=$((BASE_PORT + i))
+    start_hello_server "${modes[$i]}" "${port[${modes[$i]}]}"
+done
