@@ -426,32 +426,36 @@ impl Connection {
     /// snapshot serves every callback waiting then), or with the close snapshot if the
     /// connection closes first (at once if it is closed already).
     pub(crate) fn after_flush(&self, f: OnFlush) {
-        let a = &self.inner.after_flush;
-        let mut queue = lock(&a.queue);
-        if queue.closed {
-            drop(queue);
-            f.run(self.latest().as_ref());
-            return;
-        }
-        queue.waiting.push_back(f);
-        a.pending.store(true, Ordering::Release);
+        self.enqueue(f, false);
     }
 
     /// Runs `f` with the close snapshot when the connection closes (at once with it if
     /// it is closed already). For the last response on an HTTP/1 connection
     /// (`Connection: close`), which the close follows at once: one read serves both.
     pub(crate) fn at_close(&self, f: OnFlush) {
-        let mut queue = lock(&self.inner.after_flush.queue);
+        self.enqueue(f, true);
+    }
+
+    /// Queues `f` for the next flush, or for the close only (`close_only`); runs it at
+    /// once with the close snapshot if the connection is closed already.
+    fn enqueue(&self, f: OnFlush, close_only: bool) {
+        let a = &self.inner.after_flush;
+        let mut queue = lock(&a.queue);
         if queue.closed {
             drop(queue);
             f.run(self.latest().as_ref());
-            return;
+        } else if close_only {
+            queue.at_close.push(f);
+        } else {
+            queue.waiting.push_back(f);
+            a.pending.store(true, Ordering::Release);
         }
-        queue.at_close.push(f);
     }
 
-    /// The stream's `poll_flush` completed: runs what [`after_flush`](Self::after_flush)
-    /// queued. One atomic load when nothing waits.
+    /// Runs what [`after_flush`](Self::after_flush) queued with a fresh snapshot, read
+    /// only if something waits (one atomic load otherwise). Called when the stream's
+    /// `poll_flush` completes, and by the HTTP layer for an HTTP/1 request it does not
+    /// measure (that request means the previous response has been read in full).
     pub(crate) fn flushed(&self) {
         if !self.inner.after_flush.pending.load(Ordering::Acquire) {
             return;
@@ -467,15 +471,6 @@ impl Connection {
     pub(crate) fn settle(&self, info: Option<&Info>) {
         if self.inner.after_flush.pending.load(Ordering::Acquire) {
             self.run_after_flush(info);
-        }
-    }
-
-    /// [`settle`](Self::settle) with a fresh snapshot, read only if something waits: an
-    /// HTTP/1 request that the layer does not measure still ends the previous response.
-    pub(crate) fn settle_now(&self) {
-        if self.inner.after_flush.pending.load(Ordering::Acquire) {
-            let info = self.snapshot().ok();
-            self.run_after_flush(info.as_ref());
         }
     }
 

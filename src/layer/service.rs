@@ -80,8 +80,9 @@ where
         let nth = conn.count_request();
         if !self.config.measures(nth) {
             if req.version() < http::Version::HTTP_2 {
-                // This request means the previous response has been read in full.
-                conn.settle_now();
+                // This request means the previous response has been read in full: a
+                // response still waiting ends now, with a fresh read.
+                conn.flushed();
             }
             return ResponseFuture::new(self.inner.call(req), None);
         }
@@ -351,7 +352,7 @@ impl Tracked {
             // snapshot (taken before the socket closes) is the end snapshot, which
             // saves a read. A response still in the socket then is reported the same
             // way as one still draining when the connection closes.
-            // (`FlushWork` for `Tracked` reports at once once the connection is closed.)
+            // (At the close, `FlushWork::run` finds the connection closed and reports.)
             let conn = self.conn.clone();
             conn.at_close(self);
         } else if outcome == BodyOutcome::Completed {
@@ -422,8 +423,13 @@ impl Tracked {
             && !self.conn.is_closed()
         {
             // Reuse the start's allocation for the boundary.
-            let mut boundary = start.unwrap_or_else(|| Box::new(*end));
-            *boundary = *end;
+            let boundary = match start {
+                Some(mut boxed) => {
+                    *boxed = *end;
+                    boxed
+                }
+                None => Box::new(*end),
+            };
             self.conn.keep_boundary(self.nth, boundary);
         }
         let Some((method, path)) = self.request else {
