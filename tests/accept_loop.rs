@@ -5,6 +5,11 @@
 //! `accept_loop_tracing.rs`, in its own process.
 #![cfg(target_os = "linux")]
 
+mod support {
+    pub(crate) mod tls;
+    pub(crate) mod wait;
+}
+
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +24,8 @@ use conniver::{
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::tls::tls_configs;
+use support::wait::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -132,17 +139,6 @@ fn assert_lifecycle(id: u64, events: &[Event]) -> usize {
         "connection {id}: one accept, ticks, one close expected, got {kinds:?}"
     );
     middle.len()
-}
-
-/// Polls `cond` every 5 ms for up to 20 s (a liveness bound, not a timing assertion).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..4000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 const TICK: Duration = Duration::from_millis(20);
@@ -509,27 +505,6 @@ async fn hyper_util_graceful_shutdown_reports_every_close_first() {
 
 // ---------------------------------------------------------------------------------------
 // TLS on top of the tracked stream.
-
-fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_accept_ticks_close() {

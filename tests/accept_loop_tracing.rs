@@ -9,6 +9,7 @@
 
 mod support {
     pub(crate) mod capture;
+    pub(crate) mod wait;
 }
 
 use std::time::Duration;
@@ -18,19 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::capture;
+use support::wait::wait_until;
 
 const TICK: Duration = Duration::from_millis(20);
-
-/// Polls `cond` every 5 ms for up to 20 s (a liveness bound, not a timing assertion).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..4000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 #[tokio::test] // current-thread: the thread-local subscriber sees the sampler too
 async fn connection_span_and_events_follow_the_field_convention() {

@@ -27,9 +27,7 @@ mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -39,10 +37,11 @@ use conniver::conn::ConnectionObserver;
 use conniver::telemetry::SLOW_CLIENT_TARGET;
 use conniver::{Connection, Info, RequestObserver, RequestSummary, TcpInfoLayer, TcpInfoListener};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Bytes, Frame};
+use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
 use support::capture::{self, Captured, TextFields};
+use support::chunks::Chunks;
 use support::e2e::client_quickack;
 use support::netem::{Link, LinkBuilder, LinkStats, serial, skip_or_fail};
 
@@ -186,35 +185,6 @@ impl Conns {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// A response body of `left` bytes in 64 KiB frames, produced as fast as the connection
-/// takes them.
-struct Chunks {
-    left: usize,
-}
-
-static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let n = self.left.min(CHUNK.len());
-        self.left -= n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left as u64)
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod support {
     pub(crate) mod capture;
+    pub(crate) mod tls;
+    pub(crate) mod wait;
 }
 
 use std::convert::Infallible;
@@ -32,6 +34,8 @@ use hyper_util::service::TowerToHyperService;
 use tracing::Level;
 
 use support::capture::{self, Captured, Value};
+use support::tls::tls_configs;
+use support::wait::wait_until;
 
 // ---------------------------------------------------------------------------------------
 // Capture: the shared recording layer (`tests/support/capture.rs`), fed per thread.
@@ -135,17 +139,6 @@ where
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         with_sink(|c| tracing_subscriber::Layer::<S>::on_event(c, event, ctx));
     }
-}
-
-/// Polls `cond` every 5 ms for up to 20 s (a liveness bound, not a timing assertion).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..4000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// Records every summary handed to it.
@@ -328,28 +321,6 @@ async fn serve_hyper_util(layer: TcpInfoLayer, together: usize) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A self-signed `localhost` certificate: the server's and the client's TLS configs.
-fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
 }
 
 /// The hyper-util loop with TLS (tokio-rustls) between the tracked stream and hyper.

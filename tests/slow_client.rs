@@ -6,12 +6,11 @@
 
 mod support {
     pub(crate) mod capture;
+    pub(crate) mod chunks;
 }
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -19,11 +18,11 @@ use axum::routing::get;
 use conniver::telemetry::prometheus::PrometheusMetrics;
 use conniver::telemetry::{SLOW_CLIENT_TARGET, SlowClientPolicy};
 use conniver::{Connection, TcpInfoLayer, TcpInfoListener};
-use hyper::body::{Bytes, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::capture::{self, Captured};
+use support::chunks::Chunks;
 
 // ---------------------------------------------------------------------------------------
 // Captured slow-client events (one global subscriber for the whole test binary).
@@ -70,35 +69,6 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(mut f: impl F
 
 // ---------------------------------------------------------------------------------------
 // The server.
-
-/// A response body of `left` bytes in 64 KiB frames, produced as fast as the
-/// connection takes them.
-struct Chunks {
-    left: usize,
-}
-
-static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let n = self.left.min(CHUNK.len());
-        self.left -= n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left as u64)
-    }
-}
 
 const BIG: usize = 16 << 20;
 const SMALL: usize = 1 << 20;
