@@ -50,6 +50,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+mod load_support;
+use load_support::FirstErrors;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone)]
@@ -94,13 +97,7 @@ fn args() -> Result<Args, Error> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if !a.addr.ip().is_loopback() && std::env::var_os("LATENCY_ALLOW_NON_LOOPBACK").is_none() {
-        return Err(format!(
-            "{} is not a loopback address (set LATENCY_ALLOW_NON_LOOPBACK=1 for a lab network)",
-            a.addr
-        )
-        .into());
-    }
+    load_support::loopback_only(a.addr, "LATENCY_ALLOW_NON_LOOPBACK")?;
     if !(a.rate > 0.0 && a.rate.is_finite()) || a.connections == 0 || a.threads == 0 {
         return Err("--rate, --connections and --threads must be > 0".into());
     }
@@ -131,19 +128,6 @@ impl Stats {
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .sum()
-    }
-}
-
-/// The first few error messages, for the report.
-#[derive(Debug, Default)]
-struct FirstErrors(std::sync::Mutex<Vec<String>>);
-
-impl FirstErrors {
-    fn push(&self, e: impl std::fmt::Display) {
-        let mut v = self.0.lock().unwrap();
-        if v.len() < 5 {
-            v.push(e.to_string());
-        }
     }
 }
 
@@ -233,7 +217,7 @@ async fn run(args: Args) -> Result<(), Error> {
 
     latencies.sort_unstable();
     lags.sort_unstable();
-    for e in shared.first_errors.0.lock().unwrap().iter() {
+    for e in shared.first_errors.all() {
         println!("error: {e}");
     }
     let s = &shared.stats;

@@ -33,6 +33,9 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Semaphore, watch};
 
+mod load_support;
+use load_support::FirstErrors;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone)]
@@ -77,13 +80,7 @@ fn args() -> Result<Args, Error> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if !a.addr.ip().is_loopback() && std::env::var_os("SOAK_ALLOW_NON_LOOPBACK").is_none() {
-        return Err(format!(
-            "{} is not a loopback address (set SOAK_ALLOW_NON_LOOPBACK=1 for a lab network)",
-            a.addr
-        )
-        .into());
-    }
+    load_support::loopback_only(a.addr, "SOAK_ALLOW_NON_LOOPBACK")?;
     if a.interval.is_zero() {
         return Err("--interval must be > 0".into());
     }
@@ -122,19 +119,6 @@ impl Stats {
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .sum()
-    }
-}
-
-/// The first few error messages, for the report.
-#[derive(Debug, Default)]
-struct FirstErrors(std::sync::Mutex<Vec<String>>);
-
-impl FirstErrors {
-    fn push(&self, e: impl std::fmt::Display) {
-        let mut v = self.0.lock().unwrap();
-        if v.len() < 5 {
-            v.push(e.to_string());
-        }
     }
 }
 
@@ -218,7 +202,7 @@ async fn run(args: Args) -> Result<(), Error> {
         let i = ((latencies.len() - 1) as f64 * p).round() as usize;
         latencies[i]
     };
-    for e in first_errors.0.lock().unwrap().iter() {
+    for e in first_errors.all() {
         println!("error: {e}");
     }
     // When the slow requests happened: count per second of the active phase.
