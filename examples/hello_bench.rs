@@ -8,13 +8,16 @@
 //!
 //! - `plain`: `tokio::net::TcpListener` + `axum::serve`, nothing else.
 //! - `instrumented`: what the README's quick start does — `TcpInfoListener` (accept,
-//!   tick and close snapshots, the `tcp.connection` span), `TcpInfoLayer` with its
+//!   tick and close snapshots, the `tcp.connection` span), `TcpInfoLayer::new()` with its
 //!   default observers (OpenTelemetry instruments on the global meter provider, the
-//!   slow-client policy) and `into_make_service_with_connect_info::<Connection>()`.
+//!   slow-client policy) and its default cap of measured requests per connection, and
+//!   `into_make_service_with_connect_info::<Connection>()`.
+//! - `every`: like `instrumented`, measuring every request
+//!   (`TcpInfoLayer::measure_every_request()`).
 //! - `listener`: `TcpInfoListener` alone, no layer (the connection-level cost).
-//! - `layer-bare`: like `instrumented`, without the default observers (the layer's own
-//!   cost on top of `listener`).
-//! - `sampled`: like `instrumented`, measuring one request in 8 of each connection
+//! - `layer-bare`: like `every`, without the default observers (the layer's own cost
+//!   per request on top of `listener`).
+//! - `sampled`: like `every`, measuring one request in 8 of each connection
 //!   (`TcpInfoLayer::sample_one_in(8)`).
 //!
 //! Both log with the same `fmt` subscriber at `RUST_LOG` (default `warn`, as in
@@ -30,6 +33,7 @@ use tracing_subscriber::EnvFilter;
 enum Mode {
     Plain,
     Instrumented,
+    Every,
     Listener,
     LayerBare,
     Sampled,
@@ -37,7 +41,8 @@ enum Mode {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: hello_bench --mode plain|instrumented|listener|layer-bare|sampled [--port PORT]"
+        "usage: hello_bench --mode plain|instrumented|every|listener|layer-bare|sampled \
+         [--port PORT]"
     );
     std::process::exit(2)
 }
@@ -52,6 +57,7 @@ fn args() -> (Mode, u16) {
                 mode = Some(match m.as_str() {
                     "plain" => Mode::Plain,
                     "instrumented" => Mode::Instrumented,
+                    "every" => Mode::Every,
                     "listener" => Mode::Listener,
                     "layer-bare" => Mode::LayerBare,
                     "sampled" => Mode::Sampled,
@@ -82,9 +88,14 @@ async fn main() -> std::io::Result<()> {
             return axum::serve(listener, app).await;
         }
         Mode::Instrumented => Some(TcpInfoLayer::new()),
+        Mode::Every => Some(TcpInfoLayer::new().measure_every_request()),
         Mode::Listener => None,
-        Mode::LayerBare => Some(TcpInfoLayer::new().without_default_observers()),
-        Mode::Sampled => Some(TcpInfoLayer::new().sample_one_in(8)),
+        Mode::LayerBare => Some(
+            TcpInfoLayer::new()
+                .measure_every_request()
+                .without_default_observers(),
+        ),
+        Mode::Sampled => Some(TcpInfoLayer::new().measure_every_request().sample_one_in(8)),
     };
     let listener = TcpInfoListener::bind(addr).await?;
     let app = match layer {

@@ -784,6 +784,101 @@ async fn sample_one_in_measures_every_nth_request_of_a_connection() {
     other.task.abort();
 }
 
+/// `max_measured_per_second(5)`: a connection sending requests back to back has its
+/// first five measured (the burst), then about five per second; after an idle second,
+/// a full bucket again. Measured requests after unmeasured ones still have their own
+/// deltas, and the close reports both counts. `measure_every_request()` lifts the cap.
+#[tokio::test(flavor = "current_thread")]
+async fn max_measured_per_second_caps_a_busy_connection() {
+    let (captured, _guard) = capture(Level::TRACE);
+    let summaries = Summaries::default();
+    let app = router().layer(
+        TcpInfoLayer::new()
+            .without_default_observers()
+            .observer(summaries.clone())
+            .max_measured_per_second(5),
+    );
+    let addr = serve_axum(app).await;
+    let mut client = H1Client::connect(addr).await;
+    let started = std::time::Instant::now();
+    let mut client_received = Vec::new();
+    for i in 0..60 {
+        let n = 1000 + i;
+        let (status, len, received) = client.get(&format!("/bytes/{n}")).await;
+        assert_eq!((status, len), (StatusCode::OK, n));
+        client_received.push(received);
+    }
+    let busy = started.elapsed();
+    // What the bucket allows: 5 at once, then 5 per second (+1 for rounding).
+    let allowed = 5 + (busy.as_secs_f64() * 5.0).floor() as usize + 1;
+    let measured = summaries.all().len();
+    assert!(
+        (5..=allowed.min(59)).contains(&measured),
+        "{measured} measured in {busy:?}"
+    );
+    // Idle for more than a second: the next three are all measured.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for i in 60..63 {
+        let n = 1000 + i;
+        let (_, _, received) = client.get(&format!("/bytes/{n}")).await;
+        client_received.push(received);
+    }
+    wait_until("three more summaries", || {
+        summaries.all().len() == measured + 3
+    })
+    .await;
+    let events = captured.requests();
+    assert_eq!(events.len(), measured + 3);
+    let mut numbers: Vec<i64> = events
+        .iter()
+        .map(|e| field(e, fields::REQUESTS_ON_CONN))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(&numbers[..5], [1, 2, 3, 4, 5], "the burst");
+    assert_eq!(&numbers[measured..], [61, 62, 63], "after the idle second");
+    for e in &events {
+        assert_request_fields(e);
+        let nth = field(e, fields::REQUESTS_ON_CONN) as usize;
+        let unique = field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS);
+        assert_eq!(
+            unique as u64,
+            client_received[nth - 1],
+            "request {nth}: {:?}",
+            e.fields
+        );
+    }
+    let conn = summaries.all()[0].0.connection.clone();
+    assert_eq!(conn.requests(), 63);
+    assert_eq!(conn.requests_measured(), (measured + 3) as u64);
+
+    // The close reports both counts.
+    drop(client.sender);
+    client.task.await.unwrap();
+    wait_until("the close", || {
+        !captured.events_named("tcp.close").is_empty()
+    })
+    .await;
+    let close = &captured.events_named("tcp.close")[0];
+    assert_eq!(field(close, "tcp.requests"), 63);
+    assert_eq!(field(close, "tcp.requests_measured"), (measured + 3) as i64);
+
+    // No cap: all 60 of another busy connection are measured.
+    let every = Summaries::default();
+    let app = router().layer(
+        TcpInfoLayer::new()
+            .without_default_observers()
+            .observer(every.clone())
+            .max_measured_per_second(5)
+            .measure_every_request(),
+    );
+    let mut client = H1Client::connect(serve_axum(app).await).await;
+    for _ in 0..60 {
+        assert_eq!(client.get("/bytes/10").await.1, 10);
+    }
+    wait_until("sixty summaries", || every.all().len() == 60).await;
+    client.task.abort();
+}
+
 /// Under TLS the response's bytes still reach the kernel at the flush (tokio-rustls
 /// flushes the tracked stream last): keep-alive deltas equal what the client's TCP
 /// socket received, TLS records included.

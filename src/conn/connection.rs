@@ -52,6 +52,10 @@ struct Shared {
     emit: Mutex<bool>,
     state: Mutex<Stored>,
     requests: AtomicU64,
+    /// Requests `TcpInfoLayer` measured (read the socket for).
+    measured: AtomicU64,
+    /// `TcpInfoLayer`'s per-connection cap on measured requests (`layer::budget`).
+    measure_budget: AtomicU64,
     /// Requests between `begin_request` and `end_request` (the HTTP layer's count).
     in_flight: AtomicU32,
     after_flush: AfterFlush,
@@ -179,6 +183,8 @@ impl Connection {
                 emit: Mutex::new(false),
                 state: Mutex::new(state),
                 requests: AtomicU64::new(0),
+                measured: AtomicU64::new(0),
+                measure_budget: AtomicU64::new(0),
                 in_flight: AtomicU32::new(0),
                 after_flush: AfterFlush::default(),
                 boundary: Mutex::new(None),
@@ -273,6 +279,7 @@ impl Connection {
         ConnectionSummary {
             duration: s.accepted_at.elapsed(),
             requests: s.requests.load(Ordering::Relaxed),
+            requests_measured: s.measured.load(Ordering::Relaxed),
             ticks: state.ticks,
             bytes_sent: last.and_then(|i| i.bytes_sent),
             bytes_received: last.and_then(|i| i.bytes_received),
@@ -384,9 +391,27 @@ impl Connection {
         s.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1)
     }
 
+    /// Requests on this connection that `TcpInfoLayer` measured (read the socket for and
+    /// reported); fewer than [`requests`](Self::requests) when it samples (see
+    /// `TcpInfoLayer::max_measured_per_second`).
+    pub fn requests_measured(&self) -> u64 {
+        self.inner.measured.load(Ordering::Relaxed)
+    }
+
+    /// The state of `TcpInfoLayer`'s cap on measured requests, and the time since the
+    /// accept in nanoseconds, its clock.
+    pub(crate) fn measure_budget(&self) -> (&AtomicU64, u64) {
+        let since = self.inner.accepted_at.elapsed().as_nanos();
+        (
+            &self.inner.measure_budget,
+            u64::try_from(since).unwrap_or(u64::MAX),
+        )
+    }
+
     /// A counted request will be measured (`TcpInfoLayer`): returns how many others are
     /// in flight. Balanced by [`end_request`](Self::end_request).
     pub(crate) fn begin_request(&self) -> u32 {
+        self.inner.measured.fetch_add(1, Ordering::Relaxed);
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -505,6 +530,7 @@ impl fmt::Debug for Connection {
             .field("local", &self.inner.local)
             .field("closed", &self.is_closed())
             .field("requests", &self.requests())
+            .field("requests_measured", &self.requests_measured())
             .finish_non_exhaustive()
     }
 }

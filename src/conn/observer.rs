@@ -73,6 +73,9 @@ pub struct ConnectionSummary {
     /// Requests served (counted by `TcpInfoLayer` through
     /// [`Connection::record_request`]).
     pub requests: u64,
+    /// Of those, the requests `TcpInfoLayer` measured (all of them unless it samples:
+    /// see `TcpInfoLayer::max_measured_per_second`).
+    pub requests_measured: u64,
     /// Periodic snapshots taken.
     pub ticks: u64,
     /// Bytes sent, retransmissions included.

@@ -21,9 +21,10 @@
 //!   does not draw a 10-minute trace; request spans link to it with `follows_from`).
 //!   Fields at accept: `tcp.conn_id`, `tcp.peer`, `tcp.local`, `tcp.congestion_control`,
 //!   `tcp.accept_rtt_us`. Recorded at close: `tcp.duration_s`, `tcp.requests`,
-//!   `tcp.bytes_sent`, `tcp.bytes_received`, `tcp.bytes_acked`, `tcp.bytes_retrans`,
-//!   `tcp.segs_out`, `tcp.segs_in`, `tcp.total_retrans`, `tcp.min_rtt_us`,
-//!   `tcp.mean_rtt_us`, `tcp.close_state`.
+//!   `tcp.requests_measured` (those `TcpInfoLayer` measured), `tcp.bytes_sent`,
+//!   `tcp.bytes_received`, `tcp.bytes_acked`, `tcp.bytes_retrans`, `tcp.segs_out`,
+//!   `tcp.segs_in`, `tcp.total_retrans`, `tcp.min_rtt_us`, `tcp.mean_rtt_us`,
+//!   `tcp.close_state`.
 //! - Event `tcp.tick` (level from `tick_level`, parent the connection span): `tcp.state`,
 //!   `tcp.rtt_us`, `tcp.rtt_var_us`, `tcp.min_rtt_us`, `tcp.cwnd_segs`, `tcp.unacked`,
 //!   `tcp.total_retrans`, `tcp.bytes_sent`, `tcp.bytes_received`, `tcp.bytes_acked`,
@@ -71,6 +72,7 @@ pub(crate) fn connection_span(
         tcp.accept_rtt_us = accept.and_then(|i| i.rtt).map(us),
         tcp.duration_s = Empty,
         tcp.requests = Empty,
+        tcp.requests_measured = Empty,
         tcp.bytes_sent = Empty,
         tcp.bytes_received = Empty,
         tcp.bytes_acked = Empty,
@@ -133,6 +135,7 @@ pub(crate) fn close(conn: &Connection, s: &ConnectionSummary, level: Level) {
     }
     let duration_s = s.duration.as_secs_f64();
     let requests = i64_of(s.requests);
+    let requests_measured = i64_of(s.requests_measured);
     let bytes_sent = s.bytes_sent.map(i64_of);
     let bytes_received = s.bytes_received.map(i64_of);
     let bytes_acked = s.bytes_acked.map(i64_of);
@@ -146,6 +149,7 @@ pub(crate) fn close(conn: &Connection, s: &ConnectionSummary, level: Level) {
 
     span.record("tcp.duration_s", duration_s);
     span.record("tcp.requests", requests);
+    span.record("tcp.requests_measured", requests_measured);
     span.record("tcp.bytes_sent", bytes_sent);
     span.record("tcp.bytes_received", bytes_received);
     span.record("tcp.bytes_acked", bytes_acked);
@@ -164,6 +168,7 @@ pub(crate) fn close(conn: &Connection, s: &ConnectionSummary, level: Level) {
             tcp.conn_id = i64_of(conn.id()),
             tcp.duration_s = duration_s,
             tcp.requests = requests,
+            tcp.requests_measured = requests_measured,
             tcp.bytes_sent = bytes_sent,
             tcp.bytes_received = bytes_received,
             tcp.bytes_acked = bytes_acked,

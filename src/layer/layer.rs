@@ -8,7 +8,12 @@ use std::sync::atomic::AtomicBool;
 use tracing::Level;
 
 use super::RequestObserver;
+use super::budget::Budget;
 use super::service::TcpInfoService;
+use crate::Connection;
+
+/// The default of [`TcpInfoLayer::max_measured_per_second`].
+pub const DEFAULT_MAX_MEASURED_PER_SECOND: u32 = 32;
 
 /// Per-request TCP attribution for a tower/axum/hyper service: RTT and congestion window
 /// at request start, and what the connection did while the request was served
@@ -58,14 +63,22 @@ pub(crate) struct Config {
     pub(crate) warned: Arc<AtomicBool>,
     /// Measure requests 1, 1 + n, 1 + 2n… of each connection.
     sample_one_in: NonZeroU32,
+    /// At most this many measured requests per second on each connection.
+    budget: Option<Budget>,
 }
 
 impl Config {
-    /// Whether the `nth` request of a connection (1 for the first) is measured.
+    /// Whether the `nth` request of `conn` (1 for the first) is measured.
     #[inline]
-    pub(crate) fn measures(&self, nth: u64) -> bool {
-        nth.saturating_sub(1)
-            .is_multiple_of(u64::from(self.sample_one_in.get()))
+    pub(crate) fn measures(&self, nth: u64, conn: &Connection) -> bool {
+        let sampled = nth
+            .saturating_sub(1)
+            .is_multiple_of(u64::from(self.sample_one_in.get()));
+        sampled
+            && self.budget.is_none_or(|budget| {
+                let (state, now_ns) = conn.measure_budget();
+                budget.admit(state, now_ns)
+            })
     }
 }
 
@@ -82,6 +95,7 @@ impl TcpInfoLayer {
                 own_span: false,
                 warned: Arc::new(AtomicBool::new(false)),
                 sample_one_in: NonZeroU32::MIN,
+                budget: NonZeroU32::new(DEFAULT_MAX_MEASURED_PER_SECOND).map(Budget::per_second),
             }),
         }
     }
@@ -134,21 +148,52 @@ impl TcpInfoLayer {
         self
     }
 
-    /// Measures one request in `n` on each connection: the 1st, the `n + 1`-th, the
-    /// `2n + 1`-th… A request that is not measured is served exactly as without the
-    /// layer: no socket read, no fields, no `tcp.request` event, no observer call (so
-    /// the per-request metrics, such as the request-time RTT histogram, count measured
-    /// requests only). Connection-level telemetry (accept, ticks, close, the
-    /// `tcp.connection` span and metrics) is not affected. `0` counts as `1`. On HTTP/2,
+    /// Measures at most `n` requests per second on each connection, in bursts of up to
+    /// `n`: a connection that sends fewer has every request measured; a busier one (a
+    /// load balancer's or a proxy's, a load generator's) has `n` per second measured,
+    /// spread over its requests. `0` removes the cap.
+    ///
+    /// A request that is not measured is served exactly as without the layer: no socket
+    /// read, no fields, no `tcp.request` event, no observer call (so the per-request
+    /// metrics, such as the request-time RTT histogram, count measured requests only).
+    /// Connection-level telemetry (accept, ticks, close, the `tcp.connection` span and
+    /// metrics) is not affected, and the close reports both counts (`tcp.requests`,
+    /// `tcp.requests_measured`; [`Connection::requests_measured`]). On HTTP/2,
     /// `tcp.concurrent` then counts only the *measured* requests in flight.
     ///
-    /// For services whose requests are so cheap that measuring each shows in their CPU
-    /// profile (a hello-world answers in ~15 µs of CPU; measuring one costs a few µs):
-    /// with `n = 8`, an axum hello-world on keep-alive kept 93 % of its plain throughput
-    /// instead of 73 % (`docs/performance.md`), while every connection's first request,
-    /// and so every short-lived connection, stays measured.
+    /// Why a cap: measuring a request costs a socket read and some bookkeeping, a few
+    /// microseconds of CPU. Next to a handler doing real work that is noise; next to a
+    /// hello-world served at ~15 µs per request over hot keep-alive connections it was
+    /// a quarter of the throughput (`docs/performance.md`). The cap bounds that cost per
+    /// connection while the connections of ordinary clients (browsers, API clients: a
+    /// few requests per second, bursts of a page's worth) stay measured in full.
     ///
-    /// Defaults to `1`: every request is measured.
+    /// Defaults to [`DEFAULT_MAX_MEASURED_PER_SECOND`] (32).
+    pub fn max_measured_per_second(mut self, n: u32) -> Self {
+        self.config_mut().budget = NonZeroU32::new(n).map(Budget::per_second);
+        self
+    }
+
+    /// Measures every request of every connection: no cap
+    /// ([`max_measured_per_second(0)`](Self::max_measured_per_second)) and no sampling
+    /// ([`sample_one_in(1)`](Self::sample_one_in)). For tests, audits and services whose
+    /// requests cost far more than a socket read.
+    pub fn measure_every_request(mut self) -> Self {
+        let config = self.config_mut();
+        config.budget = None;
+        config.sample_one_in = NonZeroU32::MIN;
+        self
+    }
+
+    /// Measures one request in `n` on each connection: the 1st, the `n + 1`-th, the
+    /// `2n + 1`-th… (within the [`max_measured_per_second`](Self::max_measured_per_second)
+    /// cap, which still applies). A request that is not measured is served untouched, as
+    /// described there. `0` counts as `1`.
+    ///
+    /// Where the cap is the better bound on cost (it adapts to each connection's rate),
+    /// this is the predictable one: exactly one request in `n`, whatever the rate.
+    ///
+    /// Defaults to `1`: every request within the cap.
     pub fn sample_one_in(mut self, n: u32) -> Self {
         self.config_mut().sample_one_in = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         self
@@ -174,6 +219,10 @@ impl fmt::Debug for Config {
             .field("event_level", &self.level)
             .field("own_span", &self.own_span)
             .field("sample_one_in", &self.sample_one_in)
+            .field(
+                "max_measured_per_second",
+                &self.budget.map_or(0, |b| b.per_second_value()),
+            )
             .finish()
     }
 }

@@ -1,9 +1,11 @@
 //! `TcpInfoLayer`: per-request TCP attribution for tower/axum/hyper services — "is this
 //! request slow because of my code or because of the client's network?"
 //!
-//! For every request that arrives on a tracked [`Connection`](crate::Connection), the
-//! layer reads the socket when the request reaches it and again when the response has
-//! been written, and reports the connection's state and what changed in between:
+//! For every request it measures on a tracked [`Connection`](crate::Connection) (by
+//! default every request of a connection that sends up to 32 per second: see
+//! [Which requests are measured](#which-requests-are-measured)), the layer reads the
+//! socket when the request reaches it and again when the response has been written,
+//! and reports the connection's state and what changed in between:
 //!
 //! - as fields of the request's span: the *current* span (for example the one
 //!   `tower_http`'s `TraceLayer` makes, so the two compose), or the layer's own
@@ -83,7 +85,8 @@
 //!   which an idle connection does not change (the kernel updates them when data
 //!   moves). The shared snapshot is dropped at the connection's next tick if no request
 //!   came, so an idle connection holds none.
-//! - **Start**, otherwise (the first request of a connection, HTTP/2, after a tick):
+//! - **Start**, otherwise (the first request of a connection, HTTP/2, after a tick or
+//!   after a request that was not measured):
 //!   a fresh read when the request reaches the layer, i.e. after its head was received
 //!   and parsed; the head is then not in `tcp.delta.bytes_received`, nor whatever of its
 //!   body had arrived already.
@@ -136,21 +139,44 @@
 //! allows); the layer waits while the connection's sent bytes grow and are still fewer
 //! than the body's, which a neighbour's traffic can cut short.
 //!
+//! # Which requests are measured
+//! Measuring a request costs a few microseconds of CPU (below). Next to a handler that
+//! does real work that is noise, but a hello-world answered in ~15 µs over hot
+//! keep-alive connections lost a quarter of its throughput to it. So by default the
+//! layer measures at most [32 requests per second on each
+//! connection](TcpInfoLayer::max_measured_per_second), in bursts of up to 32:
+//!
+//! - the connections of ordinary clients (browsers, API clients, anything sending fewer
+//!   than 32 requests a second, or a burst of up to 32 after a pause) have **every
+//!   request measured**, and every connection's first request is;
+//! - a busier connection (a load balancer's or a proxy's, a load generator's) has 32 of
+//!   its requests measured per second, spread over them; the others are served exactly
+//!   as without the layer (no read, no fields, no event, no observer call).
+//!
+//! The connection's own telemetry (accept, ticks, close) is unaffected, and its close
+//! says how many of its requests were measured (`tcp.requests_measured` next to
+//! `tcp.requests`). The per-request metrics count measured requests only.
+//! [`TcpInfoLayer::measure_every_request`] lifts the cap;
+//! [`TcpInfoLayer::sample_one_in`] measures a fixed share instead. On a server with
+//! thousands of connections each just under the cap and hello-world-cheap requests,
+//! the cap does not bound the cost: lower it there.
+//!
 //! # Cost
-//! Per request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive and for a
-//! connection's last response, two otherwise (about 1 µs each on a Linux VM, see
-//! `benches/snapshot.rs`), a few atomic operations and the
-//! connection's own locks; one boxed snapshot (the start, then the next request's) and
-//! one boxed callback for the flush; the span (if a subscriber
-//! wants it) and the event. `RequestSummary`s (with a copy of the path) are built only
-//! when there are observers. A response that is still leaving the socket at its flush
-//! costs one task and a socket read per poll. Measured figures: `docs/performance.md`.
-//! Where even that shows (hello-world-sized requests), [`TcpInfoLayer::sample_one_in`]
-//! measures one request in `n` of each connection and leaves the others untouched.
+//! Per measured request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive when the
+//! previous request was measured too, and for a connection's last response; two
+//! otherwise (about 1 µs each on a Linux VM, see `benches/snapshot.rs`); a few atomic
+//! operations and the connection's own locks; one boxed snapshot (the start, then the
+//! next request's) and one boxed callback for the flush; the span (if a subscriber wants
+//! it) and the event. `RequestSummary`s (with a copy of the path) are built only when
+//! there are observers. A response that is still leaving the socket at its flush costs
+//! one task and a socket read per poll. A request the layer does not measure costs a
+//! clock read and a few atomic operations (~0.1 µs). Measured figures:
+//! `docs/performance.md`.
 //!
 //! [`Connection`]: crate::Connection
 
 mod body;
+mod budget;
 pub mod fields;
 mod future;
 #[allow(clippy::module_inception)]
@@ -160,7 +186,7 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::TcpInfoLayer;
+pub use layer::{DEFAULT_MAX_MEASURED_PER_SECOND, TcpInfoLayer};
 pub use request::{BodyOutcome, RequestObserver, RequestSummary, TcpDelta};
 pub use service::TcpInfoService;
 

@@ -78,7 +78,7 @@ where
             return ResponseFuture::new(self.inner.call(req), None);
         };
         let nth = conn.count_request();
-        if !self.config.measures(nth) {
+        if !self.config.measures(nth, conn) {
             if req.version() < http::Version::HTTP_2 {
                 // This request means the previous response has been read in full: a
                 // response still waiting ends now, with a fresh read.

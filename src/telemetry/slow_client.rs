@@ -853,6 +853,7 @@ mod tests {
         let closed = ConnectionSummary {
             duration: Duration::from_secs(1),
             requests: 0,
+            requests_measured: 0,
             ticks: 3,
             bytes_sent: None,
             bytes_received: None,
