@@ -22,9 +22,11 @@
 # Targets (docs/performance.md): keep-alive >= 97 % throughput and p99 <= +5 %;
 # close >= 95 % throughput.
 #
-# MODES (default "plain instrumented") picks the servers, first one the baseline; the
-# example also has `listener` (TcpInfoListener only), `layer-bare` (no default
-# observers), to see where the cost goes, and `sampled` (`sample_one_in(8)`).
+# MODES (default "plain instrumented") picks the servers, first one the baseline;
+# `instrumented` is the README's default setup (at most 32 measured requests per second
+# per connection). The example also has `every` (every request measured), `listener`
+# (TcpInfoListener only) and `layer-bare` (every request, no default observers), to see
+# where the cost goes, and `sampled` (every 8th request).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}

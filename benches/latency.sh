@@ -3,7 +3,7 @@
 # fixed request rate below saturation (open loop), in one run.
 #
 #   benches/latency.sh                                 # 3 rounds x 10 s per mode; ~1.5 minutes
-#   ROUNDS=5 DURATION=8 MODES="plain instrumented sampled" benches/latency.sh
+#   ROUNDS=5 DURATION=8 MODES="plain instrumented every" benches/latency.sh
 #
 # Why open loop: wrk (benches/http_load.sh) is a closed loop that saturates the server, so
 # its p99 is just connections / throughput and only restates the throughput loss. Here
@@ -19,7 +19,8 @@
 # default 0) and the client to another (CLIENT_CPU, default 1); the client keeps its CPU
 # busy to send on time. Modes alternate (A/B/A/B…) so drift in the machine's speed hits
 # all alike. MODES (default "plain instrumented") picks the servers, the first one the
-# baseline; hello_bench also has `listener`, `layer-bare` and `sampled`.
+# baseline; hello_bench also has `every` (every request measured, not just 32 per second
+# per connection), `listener`, `layer-bare` and `sampled`.
 # CASES="keep-alive close" adds one connection per request (`Connection: close`, the
 # latency includes the TCP handshake) at CLOSE_RATE (default 3000).
 #

@@ -89,6 +89,47 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(one(&mut capped, &conn, &mut stream)))
     });
     group.finish();
+
+    // The same through an axum `Router`, where a layer has costs of its own: axum
+    // clones the layered route per request and boxes the wrapped response body.
+    // `TraceLayer` (tower-http, no subscriber) is a reference for any layer that wraps
+    // the body.
+    let mut group = c.benchmark_group("axum");
+    group.measurement_time(Duration::from_secs(3));
+    let app = || axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+    let routers = [
+        ("plain", app()),
+        (
+            "trace_layer",
+            app().layer(tower_http::trace::TraceLayer::new_for_http()),
+        ),
+        (
+            "layer_default_on_a_busy_connection",
+            app().layer(TcpInfoLayer::new()),
+        ),
+        (
+            "layer_measuring_every_request",
+            app().layer(TcpInfoLayer::new().measure_every_request()),
+        ),
+    ];
+    for (name, mut router) in routers {
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(one_axum(&mut router, &conn, &mut stream)))
+        });
+    }
+    group.finish();
+}
+
+/// One request through an axum `Router` the way `axum::serve` with
+/// `into_make_service_with_connect_info::<Connection>()` hands it over.
+async fn one_axum(router: &mut axum::Router, conn: &Connection, stream: &mut TrackedStream) {
+    let mut req = Request::get("/").body(axum::body::Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(conn.clone()));
+    let response = router.call(req).await.unwrap();
+    let body = response.into_body().collect().await.unwrap();
+    black_box(body);
+    stream.flush().await.unwrap();
 }
 
 criterion_group!(benches, bench);

@@ -19,6 +19,9 @@
 //!   per request on top of `listener`).
 //! - `sampled`: like `every`, measuring one request in 8 of each connection
 //!   (`TcpInfoLayer::sample_one_in(8)`).
+//! - `trace-layer`: `plain` with tower-http's `TraceLayer` and no conniver at all: what
+//!   adding the most common tower layer costs an axum hello-world, for reference (axum
+//!   clones a layered route and boxes a wrapped response body on every request).
 //!
 //! Both log with the same `fmt` subscriber at `RUST_LOG` (default `warn`, as in
 //! production; `RUST_LOG=info` adds the per-request `tcp.request` line to the
@@ -37,19 +40,22 @@ enum Mode {
     Listener,
     LayerBare,
     Sampled,
+    TraceLayer,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: hello_bench --mode plain|instrumented|every|listener|layer-bare|sampled \
-         [--port PORT]"
+        "usage: hello_bench --mode plain|instrumented|every|listener|layer-bare|sampled|\
+         trace-layer \
+         [--port PORT] [--max-measured-per-second N (instrumented)]"
     );
     std::process::exit(2)
 }
 
-fn args() -> (Mode, u16) {
+fn args() -> (Mode, u16, Option<u32>) {
     let mut mode = None;
     let mut port = 3000;
+    let mut max_measured = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -61,19 +67,23 @@ fn args() -> (Mode, u16) {
                     "listener" => Mode::Listener,
                     "layer-bare" => Mode::LayerBare,
                     "sampled" => Mode::Sampled,
+                    "trace-layer" => Mode::TraceLayer,
                     _ => usage(),
                 })
             }
             ("--port", Some(p)) => port = p.parse().unwrap_or_else(|_| usage()),
+            ("--max-measured-per-second", Some(n)) => {
+                max_measured = Some(n.parse().unwrap_or_else(|_| usage()))
+            }
             _ => usage(),
         }
     }
-    (mode.unwrap_or_else(|| usage()), port)
+    (mode.unwrap_or_else(|| usage()), port, max_measured)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let (mode, port) = args();
+    let (mode, port, max_measured) = args();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -87,7 +97,15 @@ async fn main() -> std::io::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             return axum::serve(listener, app).await;
         }
-        Mode::Instrumented => Some(TcpInfoLayer::new()),
+        Mode::TraceLayer => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+            return axum::serve(listener, app).await;
+        }
+        Mode::Instrumented => Some(match max_measured {
+            Some(n) => TcpInfoLayer::new().max_measured_per_second(n),
+            None => TcpInfoLayer::new(),
+        }),
         Mode::Every => Some(TcpInfoLayer::new().measure_every_request()),
         Mode::Listener => None,
         Mode::LayerBare => Some(

@@ -53,7 +53,15 @@ impl<B: Body> ResponseBody<B> {
         content_length: Option<u64>,
         bodyless: bool,
     ) -> Self {
-        let no_body = bodyless || tracked.as_deref().is_some_and(Tracked::is_head);
+        // An unmeasured request (no `tracked`) asks nothing of the body.
+        let Some(t) = tracked.as_deref() else {
+            return ResponseBody {
+                inner,
+                tracked,
+                length: None,
+            };
+        };
+        let no_body = bodyless || t.is_head();
         if (no_body || inner.is_end_stream())
             && let Some(tracked) = tracked.take()
         {
