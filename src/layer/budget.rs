@@ -46,6 +46,13 @@ impl Budget {
             })
             .is_ok()
     }
+
+    /// Whether a request arriving `now_ns` after the connection's start would be
+    /// measured, without spending anything.
+    #[inline]
+    pub(crate) fn would_admit(&self, state: &AtomicU64, now_ns: u64) -> bool {
+        state.load(Ordering::Relaxed) <= now_ns.saturating_add(self.tolerance_ns)
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +96,18 @@ mod tests {
         assert_eq!(admitted(&b, &state, 0, 0, 10), 4);
         // An hour later: a full bucket again, not an hour's worth of tokens.
         assert_eq!(admitted(&b, &state, 3_600 * NANOS_PER_SEC, 0, 10), 4);
+    }
+
+    #[test]
+    fn would_admit_agrees_with_admit_and_spends_nothing() {
+        let b = budget(3);
+        let state = AtomicU64::new(0);
+        let third = NANOS_PER_SEC / 3;
+        for now in [0, 0, 0, 0, 1, third, third, NANOS_PER_SEC] {
+            let peek = b.would_admit(&state, now);
+            assert_eq!(b.would_admit(&state, now), peek, "peeking spends nothing");
+            assert_eq!(b.admit(&state, now), peek, "at {now} ns");
+        }
     }
 
     #[test]

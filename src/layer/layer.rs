@@ -68,6 +68,18 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// Whether the request after the `nth` of `conn` would be measured if it came now
+    /// (spends nothing): HTTP/1 keeps a request's end snapshot as the next one's start
+    /// only then, so that a busy connection sampled by the cap does not hold one.
+    pub(crate) fn may_measure_next(&self, nth: u64, conn: &Connection) -> bool {
+        let sampled = nth.is_multiple_of(u64::from(self.sample_one_in.get()));
+        sampled
+            && self.budget.is_none_or(|budget| {
+                let (state, now_ns) = conn.measure_budget();
+                budget.would_admit(state, now_ns)
+            })
+    }
+
     /// Whether the `nth` request of `conn` (1 for the first) is measured.
     #[inline]
     pub(crate) fn measures(&self, nth: u64, conn: &Connection) -> bool {

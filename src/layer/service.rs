@@ -421,6 +421,7 @@ impl Tracked {
         if self.http1
             && let Some(end) = end
             && !self.conn.is_closed()
+            && self.config.may_measure_next(self.nth, &self.conn)
         {
             // Reuse the start's allocation for the boundary.
             let boundary = match start {
