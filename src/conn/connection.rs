@@ -398,14 +398,10 @@ impl Connection {
         self.inner.measured.load(Ordering::Relaxed)
     }
 
-    /// The state of `TcpInfoLayer`'s cap on measured requests, and the time since the
-    /// accept in nanoseconds, its clock.
+    /// The state of `TcpInfoLayer`'s cap on measured requests, and the time now on its
+    /// clock (a coarse monotonic clock in nanoseconds, read on every request).
     pub(crate) fn measure_budget(&self) -> (&AtomicU64, u64) {
-        let since = self.inner.accepted_at.elapsed().as_nanos();
-        (
-            &self.inner.measure_budget,
-            u64::try_from(since).unwrap_or(u64::MAX),
-        )
+        (&self.inner.measure_budget, crate::tcpinfo::coarse_now_ns())
     }
 
     /// A counted request will be measured (`TcpInfoLayer`): returns how many others are

@@ -33,7 +33,7 @@ impl Budget {
         NANOS_PER_SEC / self.interval_ns
     }
 
-    /// Whether a request arriving `now_ns` after the connection's start may be measured;
+    /// Whether a request arriving at `now_ns` (on a monotonic clock) may be measured;
     /// if so, spends one token. `state` starts at 0 (a full bucket).
     #[inline]
     pub(crate) fn admit(&self, state: &AtomicU64, now_ns: u64) -> bool {
@@ -47,7 +47,7 @@ impl Budget {
             .is_ok()
     }
 
-    /// Whether a request arriving `now_ns` after the connection's start would be
+    /// Whether a request arriving at `now_ns` (on a monotonic clock) would be
     /// measured, without spending anything.
     #[inline]
     pub(crate) fn would_admit(&self, state: &AtomicU64, now_ns: u64) -> bool {

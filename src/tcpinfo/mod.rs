@@ -21,6 +21,7 @@ pub mod windows;
 
 pub use info::{Info, OptionName, SysInfo, TcpOptions, TcpState};
 pub use socket::{AsSocketDescriptor, SocketDescriptor};
+pub(crate) use sys::clock::coarse_now_ns;
 pub(crate) use sys::revocable::RevocableSocket;
 
 use crate::error::Result;

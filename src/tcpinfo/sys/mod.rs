@@ -1,5 +1,6 @@
 //! The only `unsafe` in the crate: one thin syscall shim per OS, each reading byte
-//! buffers from a borrowed socket handle and handing them to the pure decoders.
+//! buffers from a borrowed socket handle and handing them to the pure decoders; and the
+//! coarse clock read of the HTTP layer's cap on measured requests (`clock`).
 //!
 //! Every shim exposes the same `snapshot(SocketDescriptor, SnapshotOptions)`. Targets
 //! without a backend (NetBSD, OpenBSD, illumos, WASI, …) use `unsupported`, which builds
@@ -50,4 +51,5 @@ mod unsupported;
 )))]
 pub(crate) use unsupported::snapshot;
 
+pub(crate) mod clock;
 pub(crate) mod revocable;
