@@ -43,23 +43,11 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --example hello_bench
 bin=${CARGO_TARGET_DIR:-target}/release/examples
 
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-start() { # port mode args...
-    local p=$1
-    shift
-    taskset -c "$SERVER_CPU" "$bin/hello_bench" --port "$p" --mode "$@" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$p/" >/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server $* did not start" >&2
-    exit 1
-}
-start "$BASE_PORT" "$A" "${a_args[@]}"
-start "$((BASE_PORT + 1))" "$B" "${b_args[@]}"
+modes=() # no automatic servers: two of the same mode must be able to run side by side
+# shellcheck source=benches/hello_servers.sh
+source benches/hello_servers.sh
+start_hello_server "$A" "$BASE_PORT" "${a_args[@]}"
+start_hello_server "$B" "$((BASE_PORT + 1))" "${b_args[@]}"
 
 # One wrk run against a port; writes its requests/s to a file.
 load() { # port out-file
@@ -67,7 +55,7 @@ load() { # port out-file
         "http://127.0.0.1:$1/" | awk '/Requests\/sec/ { print $2 }' >"$2"
 }
 out=$(mktemp -d)
-trap 'cleanup; rm -rf "$out"' EXIT
+trap 'hello_cleanup; rm -rf "$out"' EXIT
 
 # Warm-up, not counted.
 load "$BASE_PORT" "$out/a" & w=$!
