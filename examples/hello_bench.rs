@@ -1,5 +1,6 @@
 //! An axum hello-world, plain or instrumented with conniver, for load comparisons
-//! (`benches/http_load.sh` runs both under `wrk`).
+//! (`benches/http_pair.sh` runs two side by side on one CPU under `wrk`;
+//! `benches/http_load.sh` and `benches/latency.sh` run them in turn).
 //!
 //! ```text
 //! cargo run --release --example hello_bench -- --mode plain --port 3001
