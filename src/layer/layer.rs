@@ -68,12 +68,18 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// Whether `sample_one_in` picks the `nth` request of a connection (1 for the first).
+    #[inline]
+    fn sampled(&self, nth: u64) -> bool {
+        nth.saturating_sub(1)
+            .is_multiple_of(u64::from(self.sample_one_in.get()))
+    }
+
     /// Whether the request after the `nth` of `conn` would be measured if it came now
     /// (spends nothing): HTTP/1 keeps a request's end snapshot as the next one's start
     /// only then, so that a busy connection sampled by the cap does not hold one.
     pub(crate) fn may_measure_next(&self, nth: u64, conn: &Connection) -> bool {
-        let sampled = nth.is_multiple_of(u64::from(self.sample_one_in.get()));
-        sampled
+        self.sampled(nth.saturating_add(1))
             && self.budget.is_none_or(|budget| {
                 let (state, now_ns) = conn.measure_budget();
                 budget.would_admit(state, now_ns)
@@ -83,10 +89,7 @@ impl Config {
     /// Whether the `nth` request of `conn` (1 for the first) is measured.
     #[inline]
     pub(crate) fn measures(&self, nth: u64, conn: &Connection) -> bool {
-        let sampled = nth
-            .saturating_sub(1)
-            .is_multiple_of(u64::from(self.sample_one_in.get()));
-        sampled
+        self.sampled(nth)
             && self.budget.is_none_or(|budget| {
                 let (state, now_ns) = conn.measure_budget();
                 budget.admit(state, now_ns)

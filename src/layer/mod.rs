@@ -165,9 +165,9 @@
 //! Per measured request: one `getsockopt(TCP_INFO)` on HTTP/1.1 keep-alive when the
 //! previous request was measured too, and for a connection's last response; two
 //! otherwise (about 1 µs each on a Linux VM, see `benches/snapshot.rs`); a few atomic
-//! operations and the connection's own locks; one boxed snapshot (the start, then the
-//! next request's) and one boxed callback for the flush; the span (if a subscriber wants
-//! it) and the event. `RequestSummary`s (with a copy of the path) are built only when
+//! operations and the connection's own locks; the request's state, boxed once (it is
+//! what waits for the flush), and one boxed snapshot (the start, then the next
+//! request's); the span (if a subscriber wants it) and the event. `RequestSummary`s (with a copy of the path) are built only when
 //! there are observers. A response that is still leaving the socket at its flush costs
 //! one task and a socket read per poll. A request the layer does not measure costs a
 //! clock read and a few atomic operations (~0.1 µs). Measured figures:
