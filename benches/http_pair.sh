@@ -5,6 +5,7 @@
 #
 #   benches/http_pair.sh                           # plain vs instrumented, keep-alive
 #   A=plain B=trace-layer ROUNDS=30 benches/http_pair.sh
+#   A=wrap-only B=instrumented benches/http_pair.sh     # against the floor of any body-wrapping layer
 #   A=plain B=instrumented CLOSE=1 benches/http_pair.sh   # one connection per request
 #
 # Why: on a shared VM the machine's speed drifts by 10-20 % from one second to the next,

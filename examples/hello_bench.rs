@@ -23,6 +23,10 @@
 //! - `trace-layer`: `plain` with tower-http's `TraceLayer` and no conniver at all: what
 //!   adding the most common tower layer costs an axum hello-world, for reference (axum
 //!   clones a layered route and boxes a wrapped response body on every request).
+//! - `wrap-only`: `plain` with a layer that only wraps the response body in a type of
+//!   its own and does nothing else (tower-http's `MapResponseBodyLayer`): the floor
+//!   under any layer that must see a response body end, as `TcpInfoLayer` and
+//!   `TraceLayer` do.
 //!
 //! Both log with the same `fmt` subscriber at `RUST_LOG` (default `warn`, as in
 //! production; `RUST_LOG=info` adds the per-request `tcp.request` line to the
@@ -42,12 +46,37 @@ enum Mode {
     LayerBare,
     Sampled,
     TraceLayer,
+    WrapOnly,
+}
+
+/// `wrap-only`'s response body: the handler's, behind a type of its own (which is what
+/// makes axum box it), with nothing added.
+struct Wrapped<B>(B);
+
+impl<B: http_body::Body + Unpin> http_body::Body for Wrapped<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: hello_bench --mode plain|instrumented|every|listener|layer-bare|sampled|\
-         trace-layer \
+         trace-layer|wrap-only \
          [--port PORT] [--max-measured-per-second N (instrumented)]"
     );
     std::process::exit(2)
@@ -69,6 +98,7 @@ fn args() -> (Mode, u16, Option<u32>) {
                     "layer-bare" => Mode::LayerBare,
                     "sampled" => Mode::Sampled,
                     "trace-layer" => Mode::TraceLayer,
+                    "wrap-only" => Mode::WrapOnly,
                     _ => usage(),
                 })
             }
@@ -101,6 +131,13 @@ async fn main() -> std::io::Result<()> {
         Mode::TraceLayer => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+            return axum::serve(listener, app).await;
+        }
+        Mode::WrapOnly => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let app = app.layer(tower_http::map_response_body::MapResponseBodyLayer::new(
+                Wrapped,
+            ));
             return axum::serve(listener, app).await;
         }
         Mode::Instrumented => Some(match max_measured {
