@@ -17,6 +17,12 @@
 //! (the latency then includes the TCP handshake); `--connections` is then the number of
 //! such requests that can be out at once.
 //!
+//! `--addr` may be given several times: the client then loads every server at once, each
+//! with `--connections` connections at `--rate`, their requests interleaved on one
+//! schedule, and prints one `RESULT` line per server (with `addr=`). Two servers sharing a
+//! CPU and measured this way see the same client, the same machine and the same moments
+//! (`benches/latency_pair.sh`).
+//!
 //! Requests scheduled in the first `--warmup` seconds (default 2) are sent but not
 //! recorded; those of the next `--duration` seconds (default 10) are. The latency of a
 //! request ends when its whole response body has arrived. Requests still unsent
@@ -34,8 +40,8 @@
 //! because the client did not get its CPU.
 //!
 //! Counted as errors: failed or timed-out connects and requests, any status but 200,
-//! missed requests. The last line is
-//! `RESULT rate_offered=… rate_achieved=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
+//! missed requests. The last line (one per server) is
+//! `RESULT addr=… rate_offered=… rate_achieved=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
 //! errors=…`; the exit status is 1 when any error was counted.
 //!
 //! Loopback or a lab network only: this is a load generator.
@@ -57,7 +63,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone)]
 struct Args {
-    addr: SocketAddr,
+    /// The servers, each loaded with `connections` at `rate`.
+    addrs: Vec<SocketAddr>,
     connections: usize,
     rate: f64,
     duration: Duration,
@@ -69,7 +76,7 @@ struct Args {
 
 fn args() -> Result<Args, Error> {
     let mut a = Args {
-        addr: "127.0.0.1:3000".parse()?,
+        addrs: Vec::new(),
         connections: 32,
         rate: 10_000.0,
         duration: Duration::from_secs(10),
@@ -87,7 +94,7 @@ fn args() -> Result<Args, Error> {
         }
         let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
-            "--addr" => a.addr = value.parse()?,
+            "--addr" => a.addrs.push(value.parse()?),
             "--connections" => a.connections = value.parse()?,
             "--rate" => a.rate = value.parse()?,
             "--duration" => a.duration = secs(value)?,
@@ -97,7 +104,12 @@ fn args() -> Result<Args, Error> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    load_support::loopback_only(a.addr, "LATENCY_ALLOW_NON_LOOPBACK")?;
+    if a.addrs.is_empty() {
+        a.addrs.push("127.0.0.1:3000".parse()?);
+    }
+    for addr in &a.addrs {
+        load_support::loopback_only(*addr, "LATENCY_ALLOW_NON_LOOPBACK")?;
+    }
     if !(a.rate > 0.0 && a.rate.is_finite()) || a.connections == 0 || a.threads == 0 {
         return Err("--rate, --connections and --threads must be > 0".into());
     }
@@ -135,8 +147,9 @@ impl Stats {
 #[derive(Debug)]
 struct Shared {
     args: Args,
-    host: String,
-    stats: Stats,
+    /// Per server (index into `args.addrs`): its `Host` header and its error counts.
+    hosts: Vec<String>,
+    stats: Vec<Stats>,
     first_errors: FirstErrors,
 }
 
@@ -166,20 +179,22 @@ fn main() -> Result<(), Error> {
 
 async fn run(args: Args) -> Result<(), Error> {
     let shared = Arc::new(Shared {
-        host: args.addr.to_string(),
+        hosts: args.addrs.iter().map(ToString::to_string).collect(),
+        stats: args.addrs.iter().map(|_| Stats::default()).collect(),
         args,
-        stats: Stats::default(),
         first_errors: FirstErrors::default(),
     });
     let args = &shared.args;
+    let servers = args.addrs.len();
 
-    // Keep-alive: open every connection before the schedule starts.
-    let mut senders = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
+    // Keep-alive: open every connection before the schedule starts. Connection `i` goes
+    // to server `i % servers`.
+    let mut senders = Vec::with_capacity(args.connections * servers);
+    for i in 0..args.connections * servers {
         senders.push(if args.close {
             None
         } else {
-            Some(connect(&shared).await?)
+            Some(connect(&shared, i % servers).await?)
         });
     }
 
@@ -201,60 +216,66 @@ async fn run(args: Args) -> Result<(), Error> {
         })
         .collect();
 
-    let mut latencies = Vec::new();
-    let mut lags = Vec::new();
-    let mut last_done = end;
-    for task in tasks {
+    let mut per_server: Vec<Recorded> = (0..servers).map(|_| Recorded::default()).collect();
+    for (i, task) in tasks.into_iter().enumerate() {
         match task.await {
             Ok(r) => {
-                latencies.extend(r.latencies);
-                lags.extend(r.lags);
-                last_done = last_done.max(r.last_done.unwrap_or(end));
+                let into = &mut per_server[i % servers];
+                into.latencies.extend(r.latencies);
+                into.lags.extend(r.lags);
+                into.last_done = into.last_done.max(r.last_done);
             }
             Err(e) => shared.first_errors.push(format!("task: {e}")),
         }
     }
 
-    latencies.sort_unstable();
-    lags.sort_unstable();
     for e in shared.first_errors.all() {
         println!("error: {e}");
     }
-    let s = &shared.stats;
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    if s.errors() > 0 {
+    let mut errors = 0;
+    for (server, mut r) in per_server.into_iter().enumerate() {
+        let addr = args.addrs[server];
+        let s = &shared.stats[server];
+        errors += s.errors();
+        r.latencies.sort_unstable();
+        r.lags.sort_unstable();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        if s.errors() > 0 {
+            println!(
+                "errors addr={addr}: connect={} request={} timeout={} non_200={} missed={}",
+                load(&s.connect_errors),
+                load(&s.request_errors),
+                load(&s.timeouts),
+                load(&s.non_200),
+                load(&s.missed),
+            );
+        }
+        // Requests drained after the end of the schedule stretch the time they took.
+        let last_done = r.last_done.unwrap_or(end).max(end);
+        let elapsed = last_done.duration_since(measure_from).as_secs_f64();
+        let (latencies, lags) = (&r.latencies, &r.lags);
         println!(
-            "errors: connect={} request={} timeout={} non_200={} missed={}",
-            load(&s.connect_errors),
-            load(&s.request_errors),
-            load(&s.timeouts),
-            load(&s.non_200),
-            load(&s.missed),
+            "client addr={addr} send_lag_us p50={} p99={} p999={} max={} requests={}",
+            pct(lags, 0.5),
+            pct(lags, 0.99),
+            pct(lags, 0.999),
+            lags.last().copied().unwrap_or(0),
+            latencies.len(),
+        );
+        println!(
+            "RESULT addr={addr} rate_offered={:.0} rate_achieved={:.0} p50_us={} p90_us={} \
+             p99_us={} p999_us={} max_us={} errors={}",
+            args.rate,
+            latencies.len() as f64 / elapsed,
+            pct(latencies, 0.5),
+            pct(latencies, 0.9),
+            pct(latencies, 0.99),
+            pct(latencies, 0.999),
+            latencies.last().copied().unwrap_or(0),
+            s.errors(),
         );
     }
-    // Requests drained after the end of the schedule stretch the time they took.
-    let elapsed = last_done.duration_since(measure_from).as_secs_f64();
-    println!(
-        "client send_lag_us p50={} p99={} p999={} max={} requests={}",
-        pct(&lags, 0.5),
-        pct(&lags, 0.99),
-        pct(&lags, 0.999),
-        lags.last().copied().unwrap_or(0),
-        latencies.len(),
-    );
-    println!(
-        "RESULT rate_offered={:.0} rate_achieved={:.0} p50_us={} p90_us={} p99_us={} \
-         p999_us={} max_us={} errors={}",
-        args.rate,
-        latencies.len() as f64 / elapsed,
-        pct(&latencies, 0.5),
-        pct(&latencies, 0.9),
-        pct(&latencies, 0.99),
-        pct(&latencies, 0.999),
-        latencies.last().copied().unwrap_or(0),
-        s.errors(),
-    );
-    if s.errors() > 0 {
+    if errors > 0 {
         std::process::exit(1);
     }
     Ok(())
@@ -273,10 +294,11 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// A new HTTP/1.1 connection; its driver runs in its own task and ends with it.
-async fn connect(shared: &Shared) -> Result<SendRequest<Empty<Bytes>>, Error> {
+/// A new HTTP/1.1 connection to server `server`; its driver runs in its own task and
+/// ends with it.
+async fn connect(shared: &Shared, server: usize) -> Result<SendRequest<Empty<Bytes>>, Error> {
     let connected = tokio::time::timeout(shared.args.timeout, async {
-        let stream = tokio::net::TcpStream::connect(shared.args.addr).await?;
+        let stream = tokio::net::TcpStream::connect(shared.args.addrs[server]).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
@@ -304,8 +326,8 @@ async fn wait_until(t: Instant) {
     }
 }
 
-/// One connection's schedule: a request every `connections / rate` seconds from
-/// `start + i / rate`, until `end`.
+/// Connection `i`'s schedule: a request to server `i % servers` every
+/// `connections / rate` seconds from `start + i / (servers × rate)`, until `end`.
 async fn connection(
     i: usize,
     mut sender: Option<SendRequest<Empty<Bytes>>>,
@@ -315,11 +337,13 @@ async fn connection(
     end: Instant,
 ) -> Recorded {
     let args = &shared.args;
-    let stats = &shared.stats;
+    let servers = args.addrs.len();
+    let server = i % servers;
+    let stats = &shared.stats[server];
     let period = Duration::from_secs_f64(args.connections as f64 / args.rate);
     let hard_end = end + args.timeout;
     let mut recorded = Recorded::default();
-    let mut slot = start + Duration::from_secs_f64(i as f64 / args.rate);
+    let mut slot = start + Duration::from_secs_f64(i as f64 / (servers as f64 * args.rate));
     while slot < end {
         wait_until(slot).await;
         let sent = Instant::now();
@@ -337,7 +361,8 @@ async fn connection(
         let this_slot = slot;
         slot += period;
 
-        let mut request = http::Request::get("/").header(http::header::HOST, shared.host.as_str());
+        let mut request =
+            http::Request::get("/").header(http::header::HOST, shared.hosts[server].as_str());
         if args.close {
             request = request.header(http::header::CONNECTION, "close");
         }
@@ -347,7 +372,7 @@ async fn connection(
         // With --close every request connects; otherwise only after a failed request.
         let s = match &mut sender {
             Some(s) => s,
-            None => match connect(&shared).await {
+            None => match connect(&shared, server).await {
                 Ok(s) => sender.insert(s),
                 Err(e) => {
                     stats.connect_errors.fetch_add(1, Ordering::Relaxed);
