@@ -35,7 +35,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
-BASE_PORT=${BASE_PORT:-39100}
+BASE_PORT=${BASE_PORT:-19100}
 read -r -a modes <<<"${MODES:-plain instrumented}"
 
 for tool in wrk taskset curl; do

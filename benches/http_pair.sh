@@ -30,7 +30,7 @@ DURATION=${DURATION:-2s}
 CONNS=${CONNS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
-BASE_PORT=${BASE_PORT:-39400}
+BASE_PORT=${BASE_PORT:-19400}
 read -r -a a_args <<<"${A_ARGS:-}"
 read -r -a b_args <<<"${B_ARGS:-}"
 extra=()

@@ -38,7 +38,7 @@ CLOSE_RATE=${CLOSE_RATE:-3000}
 CONNS=${CONNS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-BASE_PORT=${BASE_PORT:-39200}
+BASE_PORT=${BASE_PORT:-19200}
 read -r -a modes <<<"${MODES:-plain instrumented}"
 read -r -a cases <<<"${CASES:-keep-alive}"
 

@@ -33,7 +33,7 @@ RATE=${RATE:-10000}
 CONNS=${CONNS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-BASE_PORT=${BASE_PORT:-39500}
+BASE_PORT=${BASE_PORT:-19500}
 read -r -a a_args <<<"${A_ARGS:-}"
 read -r -a b_args <<<"${B_ARGS:-}"
 
