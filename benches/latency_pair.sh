@@ -6,6 +6,7 @@
 #   benches/latency_pair.sh                                # plain vs instrumented, 20 rounds x 5 s
 #   A=plain B=every RATE=8000 ROUNDS=10 benches/latency_pair.sh
 #   A=wrap-only B=instrumented benches/latency_pair.sh      # against the floor of any body-wrapping layer
+#   CLOSE=1 RATE=1500 benches/latency_pair.sh              # one connection per request (handshake included)
 #
 # Why: latencies measured one server after the other (benches/latency.sh) move with the
 # machine: on a shared VM two runs of the same server differ in p99 by more than the +5 %
@@ -36,6 +37,12 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-19500}
 read -r -a a_args <<<"${A_ARGS:-}"
 read -r -a b_args <<<"${B_ARGS:-}"
+extra=()
+case=keep-alive
+if [ -n "${CLOSE:-}" ]; then
+    extra=(--close)
+    case=close
+fi
 
 for tool in taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
@@ -60,7 +67,7 @@ run() { # first-port second-port
     local out
     out=$(taskset -c "$CLIENT_CPU" "$bin/latency_client" --addr "127.0.0.1:$1" \
         --addr "127.0.0.1:$2" --connections "$CONNS" --rate "$RATE" \
-        --duration "$DURATION" --warmup "$WARMUP") || true
+        --duration "$DURATION" --warmup "$WARMUP" "${extra[@]}") || true
     grep '^error' <<<"$out" >&2 || true
     awk -v a="127.0.0.1:$a_port" -v b="127.0.0.1:$b_port" '$1 == "RESULT" {
         delete v
@@ -96,7 +103,7 @@ for line in sys.stdin:
     for name, x, y in zip(ratios, a, b):
         ratios[name].append(y / x)
 n = len(ratios["p50"])
-print(f"keep-alive, {sys.argv[3]} vs {sys.argv[2]} at {sys.argv[4]} req/s each, "
+print(f"{sys.argv[1]}, {sys.argv[3]} vs {sys.argv[2]} at {sys.argv[4]} req/s each, "
       f"{n} simultaneous rounds ({bad} with errors left out):")
 for name, r in ratios.items():
     if not r:
@@ -104,4 +111,4 @@ for name, r in ratios.items():
     q = statistics.quantiles(r, n=4) if len(r) > 1 else r * 3
     print(f"  {name}: {sys.argv[3]} / {sys.argv[2]} median {statistics.median(r) * 100:.1f} % "
           f"(IQR {q[0] * 100:.1f}-{q[2] * 100:.1f}, min {min(r) * 100:.1f}, max {max(r) * 100:.1f})")
-' latency "$A" "$B" "$RATE"
+' "$case" "$A" "$B" "$RATE"
