@@ -23,6 +23,8 @@
 //! - `trace-layer`: `plain` with tower-http's `TraceLayer` and no conniver at all: what
 //!   adding the most common tower layer costs an axum hello-world, for reference (axum
 //!   clones a layered route and boxes a wrapped response body on every request).
+//! - `noop-layer`: `plain` with the identity layer (`tower::layer::layer_fn(|s| s)`)
+//!   added with `Router::layer`: what axum's per-route layering costs by itself.
 //! - `wrap-only`: `plain` with a layer that only wraps the response body in a type of
 //!   its own and does nothing else (tower-http's `MapResponseBodyLayer`): the floor
 //!   under any layer that must see a response body end, as `TcpInfoLayer` and
@@ -47,6 +49,7 @@ enum Mode {
     Sampled,
     TraceLayer,
     WrapOnly,
+    NoopLayer,
 }
 
 /// `wrap-only`'s response body: the handler's, behind a type of its own (which is what
@@ -76,7 +79,7 @@ impl<B: http_body::Body + Unpin> http_body::Body for Wrapped<B> {
 fn usage() -> ! {
     eprintln!(
         "usage: hello_bench --mode plain|instrumented|every|listener|layer-bare|sampled|\
-         trace-layer|wrap-only \
+         trace-layer|noop-layer|wrap-only \
          [--port PORT] [--max-measured-per-second N (instrumented)]"
     );
     std::process::exit(2)
@@ -99,6 +102,7 @@ fn args() -> (Mode, u16, Option<u32>) {
                     "sampled" => Mode::Sampled,
                     "trace-layer" => Mode::TraceLayer,
                     "wrap-only" => Mode::WrapOnly,
+                    "noop-layer" => Mode::NoopLayer,
                     _ => usage(),
                 })
             }
@@ -131,6 +135,11 @@ async fn main() -> std::io::Result<()> {
         Mode::TraceLayer => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+            return axum::serve(listener, app).await;
+        }
+        Mode::NoopLayer => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let app = app.layer(tower::layer::layer_fn(|s| s));
             return axum::serve(listener, app).await;
         }
         Mode::WrapOnly => {
