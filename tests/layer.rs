@@ -278,6 +278,18 @@ async fn serve_axum(app: Router) -> SocketAddr {
     addr
 }
 
+/// `router()` with `layer` served by [`serve_axum`], the layer's default observers
+/// replaced by a recorder of its summaries.
+async fn serve_recorded(layer: TcpInfoLayer) -> (SocketAddr, Summaries) {
+    let summaries = Summaries::default();
+    let app = router().layer(
+        layer
+            .without_default_observers()
+            .observer(summaries.clone()),
+    );
+    (serve_axum(app).await, summaries)
+}
+
 type HandlerResult = Result<Response<Full<Bytes>>, io::Error>;
 
 /// The hyper-util handler: `/bytes/n`, `/fail` (service error), `/together/n` (waits
@@ -664,13 +676,7 @@ async fn keep_alive_deltas_on_a_multi_threaded_runtime() {
 /// count), and the end state shows the close (the server sent its FIN).
 #[tokio::test(flavor = "current_thread")]
 async fn last_response_of_a_connection_ends_with_the_close_snapshot() {
-    let summaries = Summaries::default();
-    let app = router().layer(
-        TcpInfoLayer::new()
-            .without_default_observers()
-            .observer(summaries.clone()),
-    );
-    let addr = serve_axum(app).await;
+    let (addr, summaries) = serve_recorded(TcpInfoLayer::new()).await;
     // Client-side close, then server-side close after a keep-alive request.
     let mut a = H1Client::connect(addr).await;
     let mut req = H1Client::request("/bytes/50000");
@@ -721,14 +727,7 @@ async fn last_response_of_a_connection_ends_with_the_close_snapshot() {
 #[tokio::test(flavor = "current_thread")]
 async fn sample_one_in_measures_every_nth_request_of_a_connection() {
     let (captured, _guard) = capture(Level::TRACE);
-    let summaries = Summaries::default();
-    let app = router().layer(
-        TcpInfoLayer::new()
-            .without_default_observers()
-            .observer(summaries.clone())
-            .sample_one_in(3),
-    );
-    let addr = serve_axum(app).await;
+    let (addr, summaries) = serve_recorded(TcpInfoLayer::new().sample_one_in(3)).await;
     let mut client = H1Client::connect(addr).await;
     let sizes = [1000usize, 2000, 3000, 40_000, 5000, 6000, 70_000];
     let mut client_received = Vec::new();
@@ -757,9 +756,8 @@ async fn sample_one_in_measures_every_nth_request_of_a_connection() {
     for e in &events[..3] {
         let nth = field(e, fields::REQUESTS_ON_CONN) as usize;
         assert_request_fields(e);
-        let unique = field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS);
         assert_eq!(
-            unique as u64,
+            unique_sent(e),
             client_received[nth - 1],
             "request {nth}: {:?}",
             e.fields
@@ -791,14 +789,7 @@ async fn sample_one_in_measures_every_nth_request_of_a_connection() {
 #[tokio::test(flavor = "current_thread")]
 async fn max_measured_per_second_caps_a_busy_connection() {
     let (captured, _guard) = capture(Level::TRACE);
-    let summaries = Summaries::default();
-    let app = router().layer(
-        TcpInfoLayer::new()
-            .without_default_observers()
-            .observer(summaries.clone())
-            .max_measured_per_second(5),
-    );
-    let addr = serve_axum(app).await;
+    let (addr, summaries) = serve_recorded(TcpInfoLayer::new().max_measured_per_second(5)).await;
     let mut client = H1Client::connect(addr).await;
     let started = std::time::Instant::now();
     let mut client_received = Vec::new();
@@ -839,9 +830,8 @@ async fn max_measured_per_second_caps_a_busy_connection() {
     for e in &events {
         assert_request_fields(e);
         let nth = field(e, fields::REQUESTS_ON_CONN) as usize;
-        let unique = field(e, fields::DELTA_BYTES_SENT) - field(e, fields::DELTA_BYTES_RETRANS);
         assert_eq!(
-            unique as u64,
+            unique_sent(e),
             client_received[nth - 1],
             "request {nth}: {:?}",
             e.fields
@@ -863,15 +853,13 @@ async fn max_measured_per_second_caps_a_busy_connection() {
     assert_eq!(field(close, "tcp.requests_measured"), (measured + 3) as i64);
 
     // No cap: all 60 of another busy connection are measured.
-    let every = Summaries::default();
-    let app = router().layer(
+    let (addr, every) = serve_recorded(
         TcpInfoLayer::new()
-            .without_default_observers()
-            .observer(every.clone())
             .max_measured_per_second(5)
             .measure_every_request(),
-    );
-    let mut client = H1Client::connect(serve_axum(app).await).await;
+    )
+    .await;
+    let mut client = H1Client::connect(addr).await;
     for _ in 0..60 {
         assert_eq!(client.get("/bytes/10").await.1, 10);
     }
