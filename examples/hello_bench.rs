@@ -127,46 +127,47 @@ async fn main() -> std::io::Result<()> {
         .init();
     let app = Router::new().route("/", get(|| async { "Hello, World!" }));
     let addr = ("127.0.0.1", port);
-    let layer = match mode {
-        Mode::Plain => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            return axum::serve(listener, app).await;
-        }
-        Mode::TraceLayer => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
-            return axum::serve(listener, app).await;
-        }
-        Mode::NoopLayer => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            let app = app.layer(tower::layer::layer_fn(|s| s));
-            return axum::serve(listener, app).await;
-        }
-        Mode::WrapOnly => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            let app = app.layer(tower_http::map_response_body::MapResponseBodyLayer::new(
-                Wrapped,
-            ));
-            return axum::serve(listener, app).await;
-        }
-        Mode::Instrumented => Some(match max_measured {
-            Some(n) => TcpInfoLayer::new().max_measured_per_second(n),
-            None => TcpInfoLayer::new(),
-        }),
-        Mode::Every => Some(TcpInfoLayer::new().measure_every_request()),
-        Mode::Listener => None,
-        Mode::LayerBare => Some(
-            TcpInfoLayer::new()
-                .measure_every_request()
-                .without_default_observers(),
+    // Whether conniver's listener serves it (`true`), and the router with its layer.
+    let (tracked, app) = match mode {
+        Mode::Plain => (false, app),
+        Mode::TraceLayer => (
+            false,
+            app.layer(tower_http::trace::TraceLayer::new_for_http()),
         ),
-        Mode::Sampled => Some(TcpInfoLayer::new().measure_every_request().sample_one_in(8)),
+        Mode::NoopLayer => (false, app.layer(tower::layer::layer_fn(|s| s))),
+        Mode::WrapOnly => (
+            false,
+            app.layer(tower_http::map_response_body::MapResponseBodyLayer::new(
+                Wrapped,
+            )),
+        ),
+        Mode::Instrumented => (
+            true,
+            app.layer(match max_measured {
+                Some(n) => TcpInfoLayer::new().max_measured_per_second(n),
+                None => TcpInfoLayer::new(),
+            }),
+        ),
+        Mode::Every => (true, app.layer(TcpInfoLayer::new().measure_every_request())),
+        Mode::Listener => (true, app),
+        Mode::LayerBare => (
+            true,
+            app.layer(
+                TcpInfoLayer::new()
+                    .measure_every_request()
+                    .without_default_observers(),
+            ),
+        ),
+        Mode::Sampled => (
+            true,
+            app.layer(TcpInfoLayer::new().measure_every_request().sample_one_in(8)),
+        ),
     };
+    if !tracked {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        return axum::serve(listener, app).await;
+    }
     let listener = TcpInfoListener::bind(addr).await?;
-    let app = match layer {
-        Some(layer) => app.layer(layer),
-        None => app,
-    };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<Connection>(),
