@@ -1,8 +1,9 @@
-# Sourced by benches/http_load.sh, benches/latency.sh and benches/http_pair.sh (not run on
-# its own): starts one examples/hello_bench server per mode in `modes`, pinned to CPU
-# $SERVER_CPU, on ports $BASE_PORT, $BASE_PORT + 1, …, waits until each answers, and
-# records its port in `port[mode]`; `start_hello_server` starts more. Every server is
-# killed when the sourcing script exits (`hello_cleanup`).
+# Sourced by benches/http_load.sh, benches/latency.sh, benches/http_pair.sh and
+# benches/latency_pair.sh (not run on its own): starts one examples/hello_bench server
+# per mode in `modes`, pinned to CPU $SERVER_CPU, on ports $BASE_PORT, $BASE_PORT + 1,
+# …, waits until each answers, and records its port in `port[mode]`;
+# `start_hello_server` starts more. Every server is killed when the sourcing script
+# exits (`hello_cleanup`).
 # Needs: `bin` (the directory of the release examples), SERVER_CPU, BASE_PORT, `modes`.
 # shellcheck shell=bash disable=SC2154 # bin, modes: set by the sourcing script
 
